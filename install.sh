@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything TakeBack needs on Debian: the system packages it builds
+# with, then a virtual environment in .venv with TakeBack and its test tools.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need=()
+command -v g++ >/dev/null 2>&1 || need+=(g++)          # pdqhash compiles its C++ core
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
+if ((${#need[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip_quiet=(--quiet --disable-pip-version-check --no-input)
+.venv/bin/python -m pip install "${pip_quiet[@]}" --upgrade pip
+.venv/bin/python -m pip install "${pip_quiet[@]}" -e ".[dev]"

@@ -1,0 +1,559 @@
+"""The bank's store of record: SQLite in WAL mode.
+
+One bank is a directory holding ``bank.sqlite3``. The schema keeps, per
+registered fingerprint: id, label, SHA-256, MD5, PDQ, quality, size, time added,
+a source note and the change-sequence number at which it was added. A
+``changes`` table is the bank's change feed (``add``/``remove`` with a
+monotonically increasing sequence); it holds ids only, never hashes.
+
+Safety
+------
+* Every write is one ``BEGIN IMMEDIATE`` transaction: a batch is stored whole or
+  not at all, so an interrupted import never leaves half its lines behind.
+* ``synchronous=FULL``: a committed registration survives a power cut.
+* Removal deletes the row (``secure_delete`` overwrites the freed bytes) and
+  checkpoints the write-ahead log, so a withdrawn hash is gone from disk, not
+  flagged.
+* The file is tagged with an ``application_id``; anything else is refused as
+  "not a TakeBack bank" instead of being modified.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import ClassVar, Final, Self
+
+import numpy as np
+
+from ..errors import (
+    BankCorruptError,
+    BankError,
+    BankLockedError,
+    BankNotFoundError,
+    EntryNotFoundError,
+)
+from ..fingerprint.types import PDQ_MIN_QUALITY, PdqHash
+from .model import AddResult, BankEntry, BankStats, Change, utc_now
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "SqliteStore", "Store", "default_bank_dir"]
+
+#: File name of the database inside a bank directory.
+DB_NAME: Final = "bank.sqlite3"
+#: Version of the schema below (``PRAGMA user_version``).
+SCHEMA_VERSION: Final = 1
+_APPLICATION_ID: Final = 0x54414B42  # "TAKB"
+_CHUNK: Final = 500  # parameters per IN (...) query
+
+_SCHEMA = """
+CREATE TABLE entries (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    label     TEXT    NOT NULL,
+    sha256    BLOB    CHECK (sha256 IS NULL OR length(sha256) = 32),
+    md5       BLOB    CHECK (md5 IS NULL OR length(md5) = 16),
+    pdq       BLOB    CHECK (pdq IS NULL OR length(pdq) = 32),
+    quality   INTEGER CHECK (quality IS NULL OR quality BETWEEN 0 AND 100),
+    width     INTEGER,
+    height    INTEGER,
+    added_at  TEXT    NOT NULL,
+    source    TEXT,
+    seq       INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX entries_sha256 ON entries (sha256) WHERE sha256 IS NOT NULL;
+CREATE INDEX entries_md5 ON entries (md5) WHERE md5 IS NOT NULL;
+CREATE INDEX entries_pdq_only ON entries (pdq) WHERE sha256 IS NULL;
+CREATE TABLE changes (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    op        TEXT    NOT NULL CHECK (op IN ('add', 'remove')),
+    entry_id  INTEGER NOT NULL,
+    at        TEXT    NOT NULL
+);
+"""
+
+
+def default_bank_dir(environ: dict[str, str] | None = None) -> Path:
+    """Where the bank lives when ``--bank`` is not given.
+
+    ``$TAKEBACK_HOME/bank`` when ``TAKEBACK_HOME`` is set, else ``bank`` in the
+    platform's per-user data directory (``~/.local/share/takeback/bank`` on Linux).
+    """
+    env = os.environ if environ is None else environ
+    home = env.get("TAKEBACK_HOME")
+    if home:
+        return Path(home).expanduser() / "bank"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("takeback", appauthor=False)) / "bank"
+
+
+class Store(abc.ABC):
+    """Interface of a bank's store of record (SQLite here; PostgreSQL later).
+
+    Implementations are context managers with an idempotent :meth:`close`.
+    """
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def add(self, entries: Iterable[BankEntry]) -> list[AddResult]:
+        """Store entries in one transaction, deduplicating by SHA-256.
+
+        An entry whose SHA-256 is already stored (or, for entries without one,
+        whose PDQ is already stored without one) is not stored again: its result
+        carries ``duplicate_of`` and the existing id.
+        """
+
+    @abc.abstractmethod
+    def remove(self, ids: Iterable[int]) -> list[int]:
+        """Delete entries for good; returns the ids that existed."""
+
+    @abc.abstractmethod
+    def get(self, entry_id: int) -> BankEntry:
+        """One entry; raises :class:`EntryNotFoundError`."""
+
+    @abc.abstractmethod
+    def get_many(self, ids: Iterable[int]) -> dict[int, BankEntry]:
+        """Entries by id (missing ids are left out)."""
+
+    @abc.abstractmethod
+    def entries(self, *, after_id: int = 0, limit: int | None = None) -> Iterator[BankEntry]:
+        """Entries in id order, starting after ``after_id``."""
+
+    @abc.abstractmethod
+    def find_exact(self, *, sha256: str | None = None, md5: str | None = None) -> list[BankEntry]:
+        """Entries whose file digest equals ``sha256`` or ``md5``."""
+
+    @abc.abstractmethod
+    def pdq_arrays(self, *, min_quality: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Ids ``(n,)`` int64 and codes ``(n, 32)`` uint8 of every PDQ hash of at
+        least ``min_quality`` (entries without a recorded quality are included)."""
+
+    @abc.abstractmethod
+    def changes(self, *, since: int = 0, limit: int = 1000) -> list[Change]:
+        """The change feed after sequence ``since``."""
+
+    @abc.abstractmethod
+    def stats(self) -> BankStats:
+        """Counts describing the bank."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the store; calling it twice is harmless."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SqliteStore(Store):
+    """The embedded store: one SQLite database in WAL mode.
+
+    Use :meth:`open` (an existing bank) or :meth:`create` (new or existing).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp, SqliteStore.create(tmp) as store:
+    ...     [r] = store.add([BankEntry(label="a", pdq=PdqHash.from_hex("ab" * 32), quality=90)])
+    ...     store.get(r.id).label
+    'a'
+    """
+
+    name = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self.path = path
+
+    # -- opening -----------------------------------------------------------
+    @classmethod
+    def open(cls, bank_dir: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> SqliteStore:
+        """Open an existing bank; raises :class:`BankNotFoundError` when there is none."""
+        db = Path(bank_dir) / DB_NAME
+        if not db.is_file():
+            raise BankNotFoundError(
+                f"no bank at {bank_dir}: register photos first with `takeback bank add` "
+                "or point --bank (or TAKEBACK_HOME) at an existing bank",
+                path=os.fspath(bank_dir),
+            )
+        return cls._connect(db, create=False, busy_timeout=busy_timeout)
+
+    @classmethod
+    def create(cls, bank_dir: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> SqliteStore:
+        """Open the bank in ``bank_dir``, creating the directory and database if needed."""
+        directory = Path(bank_dir)
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise BankError(
+                f"cannot create the bank directory {directory} ({exc.strerror})",
+                path=str(directory),
+            ) from exc
+        return cls._connect(directory / DB_NAME, create=True, busy_timeout=busy_timeout)
+
+    @classmethod
+    def _connect(cls, db: Path, *, create: bool, busy_timeout: float) -> SqliteStore:
+        name = str(db)
+        try:
+            conn = sqlite3.connect(name, timeout=busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise BankError(f"cannot open the bank database {name} ({exc})", path=name) from exc
+        try:
+            store = cls(conn, db)
+            store._prepare(create=create)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _prepare(self, *, create: bool) -> None:
+        name = str(self.path)
+        with self._translate("open"):
+            conn = self._c
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id == 0 and tables == 0:
+                if not create:
+                    raise BankNotFoundError(f"{name} is an empty database, not a bank", path=name)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                        for statement in _SCHEMA.split(";"):
+                            if statement.strip():
+                                conn.execute(statement)
+                        conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                with contextlib.suppress(OSError):
+                    os.chmod(self.path, 0o600)
+            elif app_id != _APPLICATION_ID:
+                raise BankCorruptError(
+                    f"{name} is not a TakeBack bank (it is some other SQLite database); "
+                    "point --bank at a bank directory",
+                    path=name,
+                )
+            elif version > SCHEMA_VERSION:
+                raise BankError(
+                    f"{name} was written by a newer TakeBack (schema {version}); upgrade TakeBack",
+                    path=name,
+                )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("PRAGMA foreign_keys=ON")
+
+    @property
+    def _c(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise BankError("the bank has been closed")
+        return self._conn
+
+    def _translate(self, action: str) -> _SqliteErrors:
+        return _SqliteErrors(str(self.path), action)
+
+    # -- writing -----------------------------------------------------------
+    def add(self, entries: Iterable[BankEntry]) -> list[AddResult]:
+        batch = list(entries)
+        if not batch:
+            return []
+        with self._translate("add to"):
+            conn = self._c
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = self._add_in_tx(conn, batch)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return results
+
+    def _add_in_tx(self, conn: sqlite3.Connection, batch: list[BankEntry]) -> list[AddResult]:
+        existing_sha = self._existing(conn, "sha256", [e.sha256 for e in batch if e.sha256])
+        existing_pdq = self._existing(
+            conn,
+            "pdq",
+            [str(e.pdq) for e in batch if e.sha256 is None and e.pdq is not None],
+            where="sha256 IS NULL",
+        )
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'entries'").fetchone()
+        next_id = (row[0] if row else 0) + 1
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        next_seq = (row[0] if row else 0) + 1
+        now = utc_now()
+        results: list[AddResult] = []
+        rows: list[tuple[object, ...]] = []
+        change_rows: list[tuple[object, ...]] = []
+        for entry in batch:
+            if entry.sha256:
+                key, seen = entry.sha256, existing_sha
+            elif entry.pdq is not None:
+                key, seen = str(entry.pdq), existing_pdq
+            else:
+                key, seen = None, None
+            if key is not None and seen is not None and key in seen:
+                results.append(AddResult(id=seen[key], duplicate_of=seen[key]))
+                continue
+            entry_id, seq = next_id, next_seq
+            next_id += 1
+            next_seq += 1
+            if key is not None and seen is not None:
+                seen[key] = entry_id
+            rows.append(
+                (
+                    entry_id,
+                    entry.label,
+                    _blob(entry.sha256),
+                    _blob(entry.md5),
+                    None if entry.pdq is None else entry.pdq.value,
+                    entry.quality,
+                    entry.width,
+                    entry.height,
+                    entry.added_at,
+                    entry.source,
+                    seq,
+                )
+            )
+            change_rows.append((seq, "add", entry_id, now))
+            results.append(AddResult(id=entry_id))
+        conn.executemany(
+            "INSERT INTO entries (id, label, sha256, md5, pdq, quality, width, height,"
+            " added_at, source, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(
+            "INSERT INTO changes (seq, op, entry_id, at) VALUES (?, ?, ?, ?)", change_rows
+        )
+        return results
+
+    @staticmethod
+    def _existing(
+        conn: sqlite3.Connection, column: str, hexes: list[str], where: str = "1"
+    ) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(hexes))
+        for start in range(0, len(unique), _CHUNK):
+            part = [bytes.fromhex(h) for h in unique[start : start + _CHUNK]]
+            marks = ",".join("?" * len(part))
+            for entry_id, value in conn.execute(
+                f"SELECT id, {column} FROM entries WHERE {where} AND {column} IN ({marks})", part
+            ):
+                found[value.hex()] = entry_id
+        return found
+
+    def remove(self, ids: Iterable[int]) -> list[int]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted:
+            return []
+        removed: list[int] = []
+        with self._translate("remove from"):
+            conn = self._c
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = utc_now()
+                for start in range(0, len(wanted), _CHUNK):
+                    part = wanted[start : start + _CHUNK]
+                    marks = ",".join("?" * len(part))
+                    present = [
+                        r[0]
+                        for r in conn.execute(f"SELECT id FROM entries WHERE id IN ({marks})", part)
+                    ]
+                    if present:
+                        marks = ",".join("?" * len(present))
+                        conn.execute(f"DELETE FROM entries WHERE id IN ({marks})", present)
+                        conn.executemany(
+                            "INSERT INTO changes (op, entry_id, at) VALUES ('remove', ?, ?)",
+                            [(i, now) for i in present],
+                        )
+                        removed.extend(present)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if removed:
+                # Fold the log into the database so the deleted rows' old pages
+                # do not linger in the write-ahead log file.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
+    # -- reading -----------------------------------------------------------
+    _COLUMNS = "id, label, sha256, md5, pdq, quality, width, height, added_at, source, seq"
+
+    def get(self, entry_id: int) -> BankEntry:
+        found = self.get_many([entry_id])
+        if entry_id not in found:
+            raise EntryNotFoundError(f"no fingerprint with id {entry_id} in {self.path.parent}")
+        return found[entry_id]
+
+    def get_many(self, ids: Iterable[int]) -> dict[int, BankEntry]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        out: dict[int, BankEntry] = {}
+        with self._translate("read"):
+            for start in range(0, len(wanted), _CHUNK):
+                part = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(part))
+                for row in self._c.execute(
+                    f"SELECT {self._COLUMNS} FROM entries WHERE id IN ({marks})", part
+                ):
+                    entry = _entry(row)
+                    out[row[0]] = entry
+        return out
+
+    def entries(self, *, after_id: int = 0, limit: int | None = None) -> Iterator[BankEntry]:
+        remaining = limit
+        last = after_id
+        while remaining is None or remaining > 0:
+            page = 1000 if remaining is None else min(1000, remaining)
+            with self._translate("read"):
+                rows = self._c.execute(
+                    f"SELECT {self._COLUMNS} FROM entries WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, page),
+                ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield _entry(row)
+            last = rows[-1][0]
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def find_exact(self, *, sha256: str | None = None, md5: str | None = None) -> list[BankEntry]:
+        clauses, params = [], []
+        if sha256:
+            clauses.append("sha256 = ?")
+            params.append(bytes.fromhex(sha256))
+        if md5:
+            clauses.append("md5 = ?")
+            params.append(bytes.fromhex(md5))
+        if not clauses:
+            return []
+        with self._translate("read"):
+            rows = self._c.execute(
+                f"SELECT {self._COLUMNS} FROM entries WHERE {' OR '.join(clauses)} ORDER BY id",
+                params,
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def pdq_arrays(self, *, min_quality: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        with self._translate("read"):
+            cur = self._c.execute(
+                "SELECT id, pdq FROM entries WHERE pdq IS NOT NULL"
+                " AND (quality IS NULL OR quality >= ?) ORDER BY id",
+                (min_quality,),
+            )
+            while rows := cur.fetchmany(100_000):
+                part_ids, part_blobs = zip(*rows, strict=True)
+                ids.extend(part_ids)
+                blobs.extend(part_blobs)
+        codes = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(-1, 32)
+        return np.asarray(ids, dtype=np.int64), codes
+
+    def changes(self, *, since: int = 0, limit: int = 1000) -> list[Change]:
+        with self._translate("read"):
+            rows = self._c.execute(
+                "SELECT seq, op, entry_id, at FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                (since, limit),
+            ).fetchall()
+        return [Change(seq=r[0], op=r[1], entry_id=r[2], at=r[3]) for r in rows]
+
+    def stats(self) -> BankStats:
+        with self._translate("read"):
+            c = self._c
+            entries, with_pdq, low, with_sha = c.execute(
+                "SELECT count(*), count(pdq), coalesce(sum(quality < ?), 0), count(sha256)"
+                " FROM entries",
+                (PDQ_MIN_QUALITY,),
+            ).fetchone()
+            row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        size = sum(
+            p.stat().st_size
+            for p in (self.path, self.path.with_name(DB_NAME + "-wal"))
+            if p.exists()
+        )
+        return BankStats(
+            entries=entries,
+            with_pdq=with_pdq,
+            low_quality=low,
+            with_sha256=with_sha,
+            last_seq=row[0] if row else 0,
+            database_bytes=size,
+            path=str(self.path.parent),
+        )
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def _blob(hex_digest: str | None) -> bytes | None:
+    return None if hex_digest is None else bytes.fromhex(hex_digest)
+
+
+def _entry(row: Sequence[object]) -> BankEntry:
+    (entry_id, label, sha256, md5, pdq, quality, width, height, added_at, source, seq) = row
+    return BankEntry(
+        id=entry_id,  # type: ignore[arg-type]
+        label=label,  # type: ignore[arg-type]
+        sha256=None if sha256 is None else sha256.hex(),  # type: ignore[attr-defined]
+        md5=None if md5 is None else md5.hex(),  # type: ignore[attr-defined]
+        pdq=None if pdq is None else PdqHash(bytes(pdq)),  # type: ignore[arg-type]
+        quality=quality,  # type: ignore[arg-type]
+        width=width,  # type: ignore[arg-type]
+        height=height,  # type: ignore[arg-type]
+        added_at=added_at,  # type: ignore[arg-type]
+        source=source,  # type: ignore[arg-type]
+        seq=seq,  # type: ignore[arg-type]
+    )
+
+
+class _SqliteErrors:
+    """Context manager translating sqlite3 errors into the bank's error tree."""
+
+    def __init__(self, name: str, action: str) -> None:
+        self.name = name
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None or not isinstance(exc, sqlite3.Error):
+            return
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            raise BankLockedError(
+                f"the bank {self.name} is locked by another process; wait for it to finish "
+                "(or stop it) and try again; nothing was changed",
+                path=self.name,
+            ) from exc
+        if isinstance(exc, sqlite3.DatabaseError) and (
+            "not a database" in text or "malformed" in text or "corrupt" in text
+        ):
+            raise BankCorruptError(
+                f"the bank {self.name} is damaged ({text}); restore it from a backup or an "
+                "export (`takeback bank export`)",
+                path=self.name,
+            ) from exc
+        if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
+            raise BankError(
+                f"cannot {self.action} the bank {self.name}: it is read-only ({text})",
+                path=self.name,
+            ) from exc
+        raise BankError(
+            f"cannot {self.action} the bank {self.name} ({text})", path=self.name
+        ) from exc

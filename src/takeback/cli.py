@@ -1,0 +1,687 @@
+"""The ``takeback`` command line: a thin shell over the library.
+
+Results go to standard output (one JSON object per input with ``--json``),
+messages and progress to standard error. Exit codes are :class:`ExitCode`.
+Tracebacks appear only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import BankError, ImportFormatError, InputError, TakeBackError
+from .files import collect_inputs
+from .fingerprint.batch import BatchItem, fingerprint_paths
+from .fingerprint.types import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
+from .imageio import ImageLimits
+
+__all__ = ["ExitCode", "app", "main"]
+
+
+class ExitCode(IntEnum):
+    """Exit status of every ``takeback`` command."""
+
+    OK = 0
+    #: Some inputs could not be processed; the others were (see the messages).
+    INPUT_FAILED = 1
+    #: The command line itself is wrong (unknown option, missing argument).
+    USAGE = 2
+    #: The bank is missing, damaged, locked or read-only; nothing was changed.
+    BANK_ERROR = 3
+    #: An import file was rejected; nothing was imported.
+    IMPORT_REJECTED = 4
+    #: A bug in TakeBack: please report it with the output of ``-v``.
+    INTERNAL = 70
+
+
+HELP = """\
+Find doctored copies of your photos, with fingerprints that never contain the photos.
+
+\b
+Typical use:
+  takeback bank add ~/Pictures/me/          register your photos (only fingerprints are kept)
+  takeback match suspect.jpg                is this a copy of a registered photo?
+  takeback hash photo.jpg --json            show a photo's fingerprints
+  takeback demo                             try it all on sample photos
+
+The bank lives in --bank DIR, else $TAKEBACK_HOME/bank, else your data directory.
+Exit codes: 0 ok, 1 some inputs failed, 2 usage, 3 bank unusable, 4 import rejected.
+"""
+
+app = typer.Typer(
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+bank_app = typer.Typer(
+    help="Manage the hash bank: add, list, remove, import, export, stats.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(bank_app, name="bank")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+_state: dict[str, bool] = {"verbose": False}
+
+BankOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--bank",
+        envvar="TAKEBACK_BANK",
+        help="Bank directory [default: $TAKEBACK_HOME/bank, else the platform data directory].",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object per line (see docs/cli.md).")
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        help="Processes for hashing [default: all cores].",
+        show_default=False,
+    ),
+]
+PathsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Image files, directories (searched recursively) or glob patterns.", show_default=False
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"takeback {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks and details.")
+    ] = False,
+    version: Annotated[
+        bool | None,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = None,
+) -> None:
+    _state["verbose"] = verbose
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _warn(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+
+
+def _fail(exc: TakeBackError, json_mode: bool, code: ExitCode) -> typer.Exit:
+    """Report an error that stops the whole command."""
+    _warn(exc.message)
+    if _state["verbose"]:
+        err.print(escape("".join(traceback.format_exception(exc))))
+    if json_mode:
+        _emit({"error": exc.to_dict()})
+    return typer.Exit(int(code))
+
+
+def _bank_dir(bank: Path | None) -> Path:
+    from .bank.store import default_bank_dir
+
+    return bank if bank is not None else default_bank_dir()
+
+
+def _bank_timeout() -> float:
+    """Seconds to wait for another process's write lock (``TAKEBACK_BANK_TIMEOUT``)."""
+    raw = os.environ.get("TAKEBACK_BANK_TIMEOUT", "5")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        _warn(f"TAKEBACK_BANK_TIMEOUT must be a number of seconds, not {raw!r}")
+        raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+@contextlib.contextmanager
+def _guard(json_mode: bool) -> Iterator[None]:
+    """Translate TakeBack errors that end a command into messages and exit codes."""
+    try:
+        yield
+    except ImportFormatError as exc:
+        raise _fail(exc, json_mode, ExitCode.IMPORT_REJECTED) from None
+    except BankError as exc:
+        raise _fail(exc, json_mode, ExitCode.BANK_ERROR) from None
+    except TakeBackError as exc:
+        raise _fail(exc, json_mode, ExitCode.INPUT_FAILED) from None
+
+
+def _limits() -> ImageLimits:
+    try:
+        return ImageLimits.from_env()
+    except ValueError as exc:
+        _warn(str(exc))
+        raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr for batches worth one (and only on a terminal)."""
+    if total < 8 or not err.is_terminal:
+        yield lambda: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda: bar.advance(task)
+
+
+def _hash_inputs(paths: list[str], jobs: int | None, label: str) -> Iterator[BatchItem]:
+    """Collect inputs, then fingerprint them in parallel; errors become items."""
+    items = collect_inputs(paths)
+    limits = _limits()
+    todo = [i.path for i in items if i.error is None]
+    with _progress(len(todo), label) as tick:
+        hashed = fingerprint_paths(todo, jobs=jobs, limits=limits, on_done=lambda _: tick())
+        by_order = iter(hashed)
+        for item in items:
+            if item.error is not None:
+                yield BatchItem(item.path, error=item.error)
+            else:
+                yield next(by_order)
+
+
+def _report_failure(item: BatchItem, json_mode: bool) -> None:
+    error = item.error or TakeBackError(f"{item.path}: unknown failure")
+    if json_mode:
+        _emit({"path": item.path, "error": error.to_dict()})
+    _warn(error.message)
+
+
+# -- commands -----------------------------------------------------------------
+
+
+@app.command("hash")
+def hash_cmd(paths: PathsArg, json_out: JsonOpt = False, jobs: JobsOpt = None) -> None:
+    """Print the fingerprints of images: SHA-256, MD5, PDQ and its quality.
+
+    \b
+    Examples:
+      takeback hash photo.jpg
+      takeback hash ~/Pictures --json > fingerprints.jsonl
+    """
+    failed = 0
+    for item in _hash_inputs(paths, jobs, "Hashing"):
+        if item.fingerprint is None:
+            failed += 1
+            _report_failure(item, json_out)
+            continue
+        fp = item.fingerprint
+        if json_out:
+            _emit({"path": item.path, **fp.to_dict()})
+        else:
+            note = "  (low quality: too featureless to match)" if fp.low_quality else ""
+            out.print(
+                f"{escape(item.path)}\n  pdq {fp.pdq}  quality {fp.quality}{note}\n"
+                f"  sha256 {fp.sha256}\n  md5 {fp.md5}  {fp.width}x{fp.height} px"
+            )
+    if failed:
+        raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+@app.command("match")
+def match_cmd(
+    paths: PathsArg,
+    bank: BankOpt = None,
+    threshold: Annotated[
+        int, typer.Option(min=0, max=256, help="PDQ match threshold in bits (Meta's default).")
+    ] = PDQ_MATCH_THRESHOLD,
+    all_variants: Annotated[
+        bool,
+        typer.Option(
+            "--all-variants/--no-variants",
+            help="Also match flipped and 90-degree-rotated copies.",
+        ),
+    ] = True,
+    min_quality: Annotated[
+        int,
+        typer.Option(min=0, max=100, help="Skip PDQ matching for hashes below this quality."),
+    ] = PDQ_MIN_QUALITY,
+    json_out: JsonOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Check suspect images against the bank: exact copies first, then PDQ.
+
+    Prints, for each suspect, the registered photos it matches, best first, with
+    the method (sha256, md5, pdq), the Hamming distance and the threshold used.
+
+    \b
+    Examples:
+      takeback match downloaded.jpg
+      takeback match ./suspects --json
+    """
+    from .bank.matcher import Matcher
+    from .bank.store import SqliteStore
+
+    failed = 0
+    with _guard(json_out):
+        store = SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout())
+        with (
+            store,
+            Matcher(
+                store, threshold=threshold, all_variants=all_variants, min_quality=min_quality
+            ) as matcher,
+        ):
+            for item in _hash_inputs(paths, jobs, "Matching"):
+                if item.fingerprint is None:
+                    failed += 1
+                    _report_failure(item, json_out)
+                    continue
+                result = matcher.match(item.fingerprint)
+                if json_out:
+                    _emit(
+                        {
+                            "path": item.path,
+                            "quality": result.quality,
+                            "pdq_searched": result.pdq_searched,
+                            "matches": [m.to_dict() for m in result.matches],
+                        }
+                    )
+                    continue
+                out.print(f"[bold]{escape(item.path)}[/]")
+                if not result.pdq_searched:
+                    out.print(
+                        f"  quality {result.quality} is below {min_quality}: only exact copies "
+                        "were looked for (use --min-quality 0 to force PDQ)"
+                    )
+                if not result.matches:
+                    out.print("  no match")
+                for m in result.matches:
+                    how = (
+                        f"exact copy ({m.method})"
+                        if m.method != "pdq"
+                        else f"pdq distance {m.distance}/{m.threshold}"
+                        + ("" if m.variant == "original" else f", as {m.variant.replace('_', ' ')}")
+                    )
+                    out.print(f"  match #{m.id} {escape(m.label)}: {how}, score {m.score:.3f}")
+    if failed:
+        raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+@bank_app.command("add")
+def bank_add(
+    paths: PathsArg,
+    bank: BankOpt = None,
+    label: Annotated[
+        str | None,
+        typer.Option(help="Label for the entries [default: each file's name].", show_default=False),
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="A note on where these photos come from.", show_default=False)
+    ] = None,
+    json_out: JsonOpt = False,
+    jobs: JobsOpt = None,
+) -> None:
+    """Register photos: store their fingerprints (never the photos) in the bank.
+
+    A photo already in the bank (same bytes) is reported as a duplicate, not
+    stored twice. The bank is created if it does not exist.
+
+    \b
+    Examples:
+      takeback bank add ~/Pictures/me --source "my phone, 2026"
+      takeback bank add selfie.jpg --label "profile picture"
+    """
+    from .bank.model import BankEntry
+    from .bank.store import SqliteStore
+
+    failed = 0
+    with _guard(json_out):
+        store = SqliteStore.create(_bank_dir(bank), busy_timeout=_bank_timeout())
+        with store:
+            pending: list[tuple[BatchItem, BankEntry | None]] = []
+
+            def flush() -> None:
+                # Results are reported in input order, failures included.
+                stored = iter(store.add(entry for _, entry in pending if entry is not None))
+                for item, entry in pending:
+                    if entry is None:
+                        _report_failure(item, json_out)
+                        continue
+                    res = next(stored)
+                    fp = item.fingerprint
+                    if json_out:
+                        _emit(
+                            {
+                                "path": item.path,
+                                "id": res.id,
+                                "label": entry.label,
+                                "duplicate_of": res.duplicate_of,
+                                "quality": None if fp is None else fp.quality,
+                            }
+                        )
+                    elif res.duplicate_of is not None:
+                        out.print(f"{escape(item.path)}: already registered as #{res.id}")
+                    else:
+                        low = fp is not None and fp.low_quality
+                        note = " (low quality: will only match exact copies)" if low else ""
+                        shown = f"#{res.id} {escape(entry.label)}{note}"
+                        out.print(f"{escape(item.path)}: registered as {shown}")
+                pending.clear()
+
+            for item in _hash_inputs(paths, jobs, "Registering"):
+                if item.fingerprint is None:
+                    failed += 1
+                    pending.append((item, None))
+                    continue
+                entry = BankEntry.from_fingerprint(
+                    item.fingerprint, label=label or os.path.basename(item.path), source=source
+                )
+                pending.append((item, entry))
+                if len(pending) >= 500:
+                    flush()
+            flush()
+    if failed:
+        raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+@bank_app.command("list")
+def bank_list(
+    bank: BankOpt = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Show at most this many.", show_default=False)
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List registered fingerprints (id, label, quality, PDQ, time added)."""
+    from .bank.store import SqliteStore
+
+    with _guard(json_out), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+        if json_out:
+            for entry in store.entries(limit=limit):
+                _emit(entry.to_dict())
+            return
+        table = Table("id", "label", "quality", "pdq", "added (UTC)", "source", box=None)
+        count = 0
+        for entry in store.entries(limit=limit):
+            count += 1
+            table.add_row(
+                str(entry.id),
+                escape(entry.label),
+                "-" if entry.quality is None else str(entry.quality),
+                "-" if entry.pdq is None else str(entry.pdq)[:16] + "…",
+                entry.added_at,
+                escape(entry.source or ""),
+            )
+        if count:
+            out.print(table)
+        else:
+            err.print("the bank is empty")
+
+
+@bank_app.command("remove")
+def bank_remove(
+    ids: Annotated[
+        list[int],
+        typer.Argument(help="Ids to remove (see `takeback bank list`).", show_default=False),
+    ],
+    bank: BankOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Withdraw fingerprints: they are deleted from the bank, not flagged."""
+    from .bank.store import SqliteStore
+
+    with _guard(json_out), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+        removed = set(store.remove(ids))
+    missing = 0
+    for entry_id in dict.fromkeys(ids):
+        if entry_id in removed:
+            if json_out:
+                _emit({"id": entry_id, "removed": True})
+            else:
+                out.print(f"#{entry_id} removed")
+        else:
+            missing += 1
+            message = f"no fingerprint with id {entry_id} in the bank"
+            if json_out:
+                _emit(
+                    {
+                        "id": entry_id,
+                        "removed": False,
+                        "error": {"code": "entry_missing", "message": message},
+                    }
+                )
+            _warn(message)
+    if missing:
+        raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+@bank_app.command("stats")
+def bank_stats(bank: BankOpt = None, json_out: JsonOpt = False) -> None:
+    """Show how many fingerprints the bank holds and where it is."""
+    from dataclasses import asdict
+
+    from .bank.store import SqliteStore
+
+    with _guard(json_out), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+        stats = store.stats()
+    if json_out:
+        _emit(asdict(stats))
+        return
+    out.print(
+        f"bank        {escape(stats.path)}\n"
+        f"entries     {stats.entries:,}\n"
+        f"with PDQ    {stats.with_pdq:,} ({stats.low_quality:,} of low quality)\n"
+        f"with SHA-256 {stats.with_sha256:,}\n"
+        f"last change #{stats.last_seq:,}\n"
+        f"size        {stats.database_bytes / 1e6:,.1f} MB"
+    )
+
+
+@bank_app.command("import")
+def bank_import(
+    file: Annotated[Path, typer.Argument(help="Hash list to import.", show_default=False)],
+    bank: BankOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="pdq (hex lines), te-csv (ThreatExchange CSV) or jsonl (TakeBack)"
+            " [default: detected].",
+            show_default=False,
+        ),
+    ] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Import the good lines and report the bad ones.")
+    ] = False,
+    label: Annotated[
+        str | None,
+        typer.Option(help="Label for entries the file does not label.", show_default=False),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="Provenance note for entries the file gives none [default: the file's name].",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Import a partner's hash list. The whole file is checked first: a malformed
+    line rejects the file (nothing is imported) unless --skip-bad is given.
+
+    \b
+    Examples:
+      takeback bank import partner.csv
+      takeback bank import hashes.txt --format pdq --label "partner X"
+    """
+    from .bank.exchange import read_entries
+    from .bank.store import SqliteStore
+
+    with _guard(json_out):
+        report = read_entries(file, fmt=fmt, skip_bad=skip_bad, label=label, source=source)
+        with SqliteStore.create(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+            results = store.add(report.entries)
+    added = sum(1 for r in results if r.duplicate_of is None)
+    duplicates = len(results) - added
+    for bad in report.errors:
+        _warn(bad.message)
+    summary = {
+        "path": str(file),
+        "read": report.lines_read,
+        "added": added,
+        "duplicates": duplicates,
+        "skipped": len(report.errors),
+    }
+    if json_out:
+        _emit(summary)
+    else:
+        out.print(
+            f"{escape(str(file))}: {added:,} added, {duplicates:,} already present"
+            + (f", {len(report.errors):,} bad lines skipped" if report.errors else "")
+        )
+    if report.errors:
+        raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+@bank_app.command("export")
+def bank_export(
+    bank: BankOpt = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help="pdq (hex lines), te-csv (ThreatExchange CSV) or jsonl (TakeBack)."
+        ),
+    ] = "jsonl",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file [default: standard output].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Export the bank's fingerprints for a partner or a backup (no images, only hashes).
+
+    \b
+    Examples:
+      takeback bank export --format te-csv -o my-hashes.csv
+      takeback bank export > backup.jsonl
+    """
+    from .bank.exchange import FORMATS, write_entries
+    from .bank.store import SqliteStore
+
+    if fmt not in FORMATS:
+        _warn(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise typer.Exit(int(ExitCode.USAGE))
+    with _guard(False), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+        if output is None:
+            count = write_entries(store.entries(), sys.stdout, fmt=fmt)
+        else:
+            count = _write_atomic(output, lambda fh: write_entries(store.entries(), fh, fmt=fmt))
+    err.print(f"exported {count:,} fingerprints" + (f" to {escape(str(output))}" if output else ""))
+
+
+def _write_atomic(path: Path, write: Callable[[Any], int]) -> int:
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            count = write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return count
+
+
+@app.command("demo")
+def demo_cmd(
+    bank: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the demo bank here [default: a temporary directory].", show_default=False
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run the whole job on sample photos that ship with scikit-image: register
+    them, doctor one in code (a region replaced by another photo, then cropped
+    and re-encoded), and find it again. Nothing is read from or written to your
+    own bank.
+    """
+    from .demo import run_demo
+
+    with _guard(json_out), contextlib.ExitStack() as stack:
+        directory = bank or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="takeback-demo-"))
+        )
+        report = run_demo(directory, echo=None if json_out else out.print)
+        if bank is not None and not json_out:
+            out.print(f"The demo bank and suspects are kept in {escape(str(bank))}")
+    if json_out:
+        _emit(report)
+    if not report["ok"]:
+        raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+def main() -> None:
+    """Entry point of the ``takeback`` console script."""
+    try:
+        app()
+    except (InputError, BankError, TakeBackError) as exc:  # raised outside a guard
+        _warn(exc.message)
+        sys.exit(int(ExitCode.INPUT_FAILED))
+    except KeyboardInterrupt:
+        _warn("interrupted; anything not yet committed to the bank was left out")
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so plainly, traceback only with -v
+        if _state["verbose"]:
+            traceback.print_exc()
+        _warn(f"internal error: {type(exc).__name__}: {exc}. Run again with -v and report it.")
+        sys.exit(int(ExitCode.INTERNAL))
+
+
+if __name__ == "__main__":
+    main()
