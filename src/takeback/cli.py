@@ -335,12 +335,12 @@ def match_cmd(
                 if not result.matches:
                     out.print("  no match")
                 for m in result.matches:
-                    how = (
-                        f"exact copy ({m.method})"
-                        if m.method != "pdq"
-                        else f"pdq distance {m.distance}/{m.threshold}"
-                        + ("" if m.variant == "original" else f", as {m.variant.replace('_', ' ')}")
-                    )
+                    if m.method != "pdq":
+                        how = f"exact copy ({m.method})"
+                    else:
+                        how = f"pdq distance {m.distance}/{m.threshold}"
+                        if m.variant and m.variant != "original":
+                            how += f", as {m.variant.replace('_', ' ')}"
                     out.print(f"  match #{m.id} {escape(m.label)}: {how}, score {m.score:.3f}")
     if failed:
         raise typer.Exit(int(ExitCode.INPUT_FAILED))

@@ -4,10 +4,10 @@ Every error a user can cause or meet is a :class:`TakeBackError`. Third-party
 errors (Pillow, pdqhash, sqlite3, OS errors) are translated at the boundary with
 ``raise ... from exc`` so callers only ever need to catch this tree::
 
-    TakeBackError                     code
-    ├── InputError                    (bad input from the user)
+    TakeBackError                     error                (code)
+    ├── InputError                    input_error          bad input from the user
     │   ├── FileAccessError           file_unreadable      missing file, permissions, a directory
-    │   ├── ImageError                image_error
+    │   ├── ImageError                image_error          a file that cannot be used as an image
     │   │   ├── NotAnImageError       not_an_image         no image format recognised
     │   │   ├── CorruptImageError     corrupt_image        truncated or damaged data
     │   │   ├── ImageTooLargeError    image_too_large      file size or pixel count over the limit

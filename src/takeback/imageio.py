@@ -23,8 +23,12 @@ The canonical PDQ pipeline
    (1/1, 1/2, 1/4 or 1/8) that keeps both sides at least
    :data:`PDQ_WORKING_SIZE` pixels;
 3. apply the EXIF orientation; convert the mode to RGB (flatten alpha on white);
-4. if the longer side still exceeds :data:`PDQ_WORKING_SIZE`, resize with a box
-   (area-average) filter so that the longer side is exactly that;
+4. if the shorter side is still at least twice :data:`PDQ_WORKING_SIZE`, shrink
+   by the largest whole factor that keeps it at least that (``Image.reduce``: a
+   box average over k x k blocks). A fractional resize to a fixed size moved the
+   hash by up to 26 bits from full-resolution PDQ on real photos, because PDQ's
+   own filter window is a whole number of pixels (ceil(side / 128)); whole
+   factors, like the DCT-domain draft, keep it in step (``docs/benchmarks.md``);
 5. ``pdqhash.compute`` on the ``(M, N, 3)`` uint8 array.
 
 PDQ itself reduces the image to 64 x 64 with tent filters, so steps 2 and 4
@@ -67,7 +71,7 @@ __all__ = [
     "read_bytes",
 ]
 
-#: Longest side, in pixels, of the image handed to ``pdqhash`` (step 4 above).
+#: Shortest side, in pixels, that steps 2 and 4 above keep (when the image has it).
 PDQ_WORKING_SIZE: Final = 512
 #: Default limit on the decoded pixel count (width x height): 120 megapixels.
 DEFAULT_MAX_PIXELS: Final = 120_000_000
@@ -249,7 +253,7 @@ def _decode_quietly(
     data: bytes, name: str, limits: ImageLimits, draft_size: int | None
 ) -> tuple[Image.Image, tuple[int, int]]:
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise _too_many_pixels(name, None, limits) from exc
     except UnidentifiedImageError as exc:
@@ -363,17 +367,15 @@ def load_rgb(
 def pdq_pixels(
     data: bytes, *, name: str = "<image>", limits: ImageLimits | None = None
 ) -> PdqInput:
-    """The canonical PDQ input: an ``(M, N, 3)`` uint8 array, longer side at most 512.
+    """The canonical PDQ input: an ``(M, N, 3)`` uint8 array, shorter side under 1024.
 
     This is the single pipeline every PDQ hash in TakeBack is computed from (see
-    the module documentation): draft decode, orientation, RGB, box resize.
+    the module documentation): draft decode, orientation, RGB, whole-factor box
+    reduction.
     Also returns the width and height of the full-resolution oriented image.
     """
     img, (full_w, full_h) = _decode(data, name, limits or ImageLimits(), PDQ_WORKING_SIZE)
-    width, height = img.size
-    longer = max(width, height)
-    if longer > PDQ_WORKING_SIZE:
-        scale = PDQ_WORKING_SIZE / longer
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        img = img.resize(size, Image.Resampling.BOX)
+    factor = min(img.size) // PDQ_WORKING_SIZE
+    if factor >= 2:
+        img = img.reduce(factor)
     return PdqInput(np.asarray(img), full_w, full_h)

@@ -28,9 +28,9 @@ def sample_photo(name: str) -> Path:
     >>> sample_photo("astronaut.png").name
     'astronaut.png'
     """
-    from skimage import data_dir
+    import skimage.data
 
-    path = Path(data_dir) / name
+    path = Path(skimage.data.data_dir) / name
     if not path.is_file():
         raise FileNotFoundError(f"scikit-image does not ship {name}; reinstall scikit-image")
     return path

@@ -26,7 +26,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar, Final, Self
+from typing import Any, ClassVar, Final, Self
 
 import numpy as np
 
@@ -502,20 +502,20 @@ def _blob(hex_digest: str | None) -> bytes | None:
     return None if hex_digest is None else bytes.fromhex(hex_digest)
 
 
-def _entry(row: Sequence[object]) -> BankEntry:
+def _entry(row: Sequence[Any]) -> BankEntry:
     (entry_id, label, sha256, md5, pdq, quality, width, height, added_at, source, seq) = row
     return BankEntry(
-        id=entry_id,  # type: ignore[arg-type]
-        label=label,  # type: ignore[arg-type]
-        sha256=None if sha256 is None else sha256.hex(),  # type: ignore[attr-defined]
-        md5=None if md5 is None else md5.hex(),  # type: ignore[attr-defined]
-        pdq=None if pdq is None else PdqHash(bytes(pdq)),  # type: ignore[arg-type]
-        quality=quality,  # type: ignore[arg-type]
-        width=width,  # type: ignore[arg-type]
-        height=height,  # type: ignore[arg-type]
-        added_at=added_at,  # type: ignore[arg-type]
-        source=source,  # type: ignore[arg-type]
-        seq=seq,  # type: ignore[arg-type]
+        id=entry_id,
+        label=label,
+        sha256=None if sha256 is None else sha256.hex(),
+        md5=None if md5 is None else md5.hex(),
+        pdq=None if pdq is None else PdqHash(bytes(pdq)),
+        quality=quality,
+        width=width,
+        height=height,
+        added_at=added_at,
+        source=source,
+        seq=seq,
     )
 
 
