@@ -564,21 +564,26 @@ def bank_import(
     duplicates = len(results) - added
     for bad in report.errors:
         _warn(bad.message)
+    if report.bad_lines > len(report.errors):
+        _warn(f"... and {report.bad_lines - len(report.errors):,} more bad lines")
     summary = {
         "path": str(file),
         "read": report.lines_read,
         "added": added,
         "duplicates": duplicates,
-        "skipped": len(report.errors),
+        "bad_lines": report.bad_lines,
+        "skipped_types": report.skipped,
     }
     if json_out:
         _emit(summary)
     else:
+        other = ", ".join(f"{n:,} {kind}" for kind, n in sorted(report.skipped.items()))
         out.print(
             f"{escape(str(file))}: {added:,} added, {duplicates:,} already present"
-            + (f", {len(report.errors):,} bad lines skipped" if report.errors else "")
+            + (f", {report.bad_lines:,} bad lines skipped" if report.bad_lines else "")
+            + (f"; signal types TakeBack does not use were skipped: {other}" if other else "")
         )
-    if report.errors:
+    if report.bad_lines:
         raise typer.Exit(int(ExitCode.INPUT_FAILED))
 
 
