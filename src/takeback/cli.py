@@ -214,13 +214,17 @@ def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-def _hash_inputs(paths: list[str], jobs: int | None, label: str) -> Iterator[BatchItem]:
+def _hash_inputs(
+    paths: list[str], jobs: int | None, label: str, *, variants: bool = False
+) -> Iterator[BatchItem]:
     """Collect inputs, then fingerprint them in parallel; errors become items."""
     items = collect_inputs(paths)
     limits = _limits()
     todo = [i.path for i in items if i.error is None]
     with _progress(len(todo), label) as tick:
-        hashed = fingerprint_paths(todo, jobs=jobs, limits=limits, on_done=lambda _: tick())
+        hashed = fingerprint_paths(
+            todo, jobs=jobs, limits=limits, variants=variants, on_done=lambda _: tick()
+        )
         by_order = iter(hashed)
         for item in items:
             if item.error is not None:
@@ -310,7 +314,7 @@ def match_cmd(
                 store, threshold=threshold, all_variants=all_variants, min_quality=min_quality
             ) as matcher,
         ):
-            for item in _hash_inputs(paths, jobs, "Matching"):
+            for item in _hash_inputs(paths, jobs, "Matching", variants=all_variants):
                 if item.fingerprint is None:
                     failed += 1
                     _report_failure(item, json_out)

@@ -152,7 +152,7 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
             for file_name, data, expected, what in cases:
                 path = suspects_dir / file_name
                 path.write_bytes(data)
-                result = matcher.match(fingerprint_file(path))
+                result = matcher.match(fingerprint_file(path, variants=True))
                 top = result.matches[0] if result.matches else None
                 found = top.label if top else None
                 if expected == "gap":

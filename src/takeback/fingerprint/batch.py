@@ -39,11 +39,11 @@ def default_jobs() -> int:
 
 
 def _work(
-    args: tuple[str, ImageLimits],
+    args: tuple[str, ImageLimits, bool],
 ) -> tuple[str, Fingerprint | None, tuple[str, str, str | None] | None]:
-    path, limits = args
+    path, limits, variants = args
     try:
-        return path, fingerprint_file(path, limits=limits), None
+        return path, fingerprint_file(path, limits=limits, variants=variants), None
     except TakeBackError as exc:
         # Exceptions with keyword-only fields do not pickle faithfully: send the parts.
         return path, None, (type(exc).__name__, exc.message, exc.path)
@@ -61,16 +61,18 @@ def fingerprint_paths(
     *,
     jobs: int | None = None,
     limits: ImageLimits | None = None,
+    variants: bool = False,
     on_done: Callable[[BatchItem], None] | None = None,
 ) -> Iterator[BatchItem]:
     """Fingerprint files in parallel, yielding results in the order of ``paths``.
 
     A file that fails yields a :class:`BatchItem` with ``error`` set; the others
     go on. ``jobs`` defaults to all cores; 1 hashes in this process.
+    ``variants`` also computes the 8 dihedral hashes (for matching).
     """
     limits = limits or ImageLimits()
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    work = [(p, limits) for p in paths]
+    work = [(p, limits, variants) for p in paths]
     if jobs == 1 or len(work) < _POOL_MIN_FILES:
         results: Iterator[tuple[str, Fingerprint | None, tuple[str, str, str | None] | None]] = (
             _work(w) for w in work

@@ -10,7 +10,7 @@ import numpy as np
 import pdqhash
 
 from ..imageio import ImageLimits, pdq_pixels, read_bytes
-from .types import Fingerprint, PdqHash
+from .types import DIHEDRAL_VARIANTS, Fingerprint, PdqHash
 
 __all__ = ["HASHER_NAME", "fingerprint_bytes", "fingerprint_file", "pdq_from_pixels"]
 
@@ -18,24 +18,48 @@ __all__ = ["HASHER_NAME", "fingerprint_bytes", "fingerprint_file", "pdq_from_pix
 HASHER_NAME: Final = "pdq"
 
 
-def pdq_from_pixels(pixels: np.ndarray, *, dihedral: bool = True) -> tuple[list[PdqHash], int]:
+def pdq_from_pixels(pixels: np.ndarray, *, dihedral: bool = False) -> tuple[list[PdqHash], int]:
     """PDQ hash(es) and quality of an ``(M, N, 3)`` uint8 RGB array.
 
-    Returns the 8 dihedral hashes (``dihedral=True``) or just the original, and
-    the quality.
+    With ``dihedral=True``, returns the hashes of the 8 flipped / rotated
+    versions of the image in :data:`~takeback.fingerprint.types.DIHEDRAL_VARIANTS`
+    order, each exactly equal to the PDQ of the physically transformed pixels.
+
+    ``pdqhash.compute_dihedral`` derives all 8 from one DCT, but only two of
+    them are exact for every image size: the original and its transpose (the
+    others can be off by dozens of bits where PDQ's sampling grid is not
+    symmetric). Calling it on the image, its two mirrors and its 180-degree turn
+    gives each of the 8 exactly, for the cost of four hashes.
     """
     arr = np.ascontiguousarray(pixels, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"expected an (M, N, 3) RGB array, got shape {arr.shape}")
-    if dihedral:
-        vectors, quality = pdqhash.compute_dihedral(arr)
-        return [PdqHash.from_bits(v) for v in vectors], int(quality)
-    vector, quality = pdqhash.compute(arr)
-    return [PdqHash.from_bits(vector)], int(quality)
+    if not dihedral:
+        vector, quality = pdqhash.compute(arr)
+        return [PdqHash.from_bits(vector)], int(quality)
+    exact: dict[str, np.ndarray] = {}
+    quality = 0
+    # (view, its name, the name of its transpose); index 6 of compute_dihedral is the transpose.
+    for view, name, transposed in (
+        (arr, "original", "rotate90_flip_vertical"),
+        (arr[:, ::-1], "flip_horizontal", "rotate90"),
+        (arr[::-1], "flip_vertical", "rotate270"),
+        (arr[::-1, ::-1], "rotate180", "rotate90_flip_horizontal"),
+    ):
+        vectors, q = pdqhash.compute_dihedral(np.ascontiguousarray(view))
+        exact[name], exact[transposed] = vectors[0], vectors[6]
+        if name == "original":
+            quality = int(q)
+    ordered = [exact[name] for name in DIHEDRAL_VARIANTS]
+    return [PdqHash.from_bits(v) for v in ordered], quality
 
 
 def fingerprint_bytes(
-    data: bytes, *, name: str = "<image>", limits: ImageLimits | None = None
+    data: bytes,
+    *,
+    name: str = "<image>",
+    limits: ImageLimits | None = None,
+    variants: bool = False,
 ) -> Fingerprint:
     """Fingerprint an encoded image held in memory.
 
@@ -47,6 +71,9 @@ def fingerprint_bytes(
     name : str
         Used in error messages.
     limits : ImageLimits, optional
+    variants : bool
+        Also compute the 8 dihedral variants (needed to match flipped or turned
+        copies of a suspect; registration does not need them).
 
     Raises
     ------
@@ -54,7 +81,7 @@ def fingerprint_bytes(
         The bytes are not a usable image.
     """
     canonical = pdq_pixels(data, name=name, limits=limits)
-    hashes, quality = pdq_from_pixels(canonical.pixels)
+    hashes, quality = pdq_from_pixels(canonical.pixels, dihedral=variants)
     return Fingerprint(
         sha256=hashlib.sha256(data).hexdigest(),
         md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
@@ -62,12 +89,12 @@ def fingerprint_bytes(
         quality=quality,
         width=canonical.width,
         height=canonical.height,
-        variants=tuple(hashes),
+        variants=tuple(hashes) if variants else (),
     )
 
 
 def fingerprint_file(
-    path: str | os.PathLike[str], *, limits: ImageLimits | None = None
+    path: str | os.PathLike[str], *, limits: ImageLimits | None = None, variants: bool = False
 ) -> Fingerprint:
     """Fingerprint an image file (see :func:`fingerprint_bytes`).
 
@@ -80,4 +107,4 @@ def fingerprint_file(
     (512, 512, True)
     """
     data = read_bytes(path, limits)
-    return fingerprint_bytes(data, name=os.fspath(path), limits=limits)
+    return fingerprint_bytes(data, name=os.fspath(path), limits=limits, variants=variants)

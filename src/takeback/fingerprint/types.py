@@ -27,9 +27,14 @@ PDQ_MATCH_THRESHOLD: Final = 31
 #: PDQ quality below which a hash is too featureless to match reliably.
 PDQ_MIN_QUALITY: Final = 50
 
-#: Names of the 8 dihedral variants, in the order ``pdqhash.compute_dihedral``
-#: returns them. A match under variant ``v`` means: the suspect, transformed by
-#: ``v``, looks like the registered photo.
+#: Names of the 8 dihedral variants, in ``pdqhash.compute_dihedral`` order. A
+#: match under variant ``v`` means: the suspect, transformed by ``v``, looks like
+#: the registered photo. In numpy terms, for an image ``x``: ``original`` x,
+#: ``rotate90`` ``np.rot90(x, 1)`` (a quarter turn counter-clockwise),
+#: ``rotate180`` ``np.rot90(x, 2)``, ``rotate270`` ``np.rot90(x, 3)``,
+#: ``flip_vertical`` ``x[::-1]`` (upside down), ``flip_horizontal`` ``x[:, ::-1]``
+#: (mirrored), ``rotate90_flip_vertical`` the transpose,
+#: ``rotate90_flip_horizontal`` the anti-transpose.
 DIHEDRAL_VARIANTS: Final = (
     "original",
     "rotate90",
@@ -118,7 +123,8 @@ class Fingerprint:
         Size in pixels after EXIF orientation.
     variants : tuple of PdqHash
         The 8 dihedral PDQ hashes in :data:`DIHEDRAL_VARIANTS` order
-        (``variants[0] == pdq``).
+        (``variants[0] == pdq``), each exact; empty unless asked for (matching
+        needs them, registration does not).
     """
 
     sha256: str
