@@ -79,6 +79,13 @@ bank_app = typer.Typer(
 )
 app.add_typer(bank_app, name="bank")
 
+
+def _register_subcommands() -> None:
+    """Command groups that live in their own modules (imported lazily inside them)."""
+    from .cli_c2pa import register as register_c2pa
+
+    register_c2pa(app)
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
@@ -673,6 +680,9 @@ def demo_cmd(
         _emit(report)
     if not report["ok"]:
         raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+_register_subcommands()
 
 
 def main() -> None:

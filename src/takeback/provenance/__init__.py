@@ -1,0 +1,3 @@
+"""Proving the original: C2PA Content Credentials and a tamper-evident registration log."""
+
+__all__: list[str] = []
