@@ -83,8 +83,11 @@ app.add_typer(bank_app, name="bank")
 def _register_subcommands() -> None:
     """Command groups that live in their own modules (imported lazily inside them)."""
     from .cli_c2pa import register as register_c2pa
+    from .cli_log import log_app
 
     register_c2pa(app)
+    app.add_typer(log_app, name="log")
+
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -368,6 +371,14 @@ def bank_add(
     source: Annotated[
         str | None, typer.Option(help="A note on where these photos come from.", show_default=False)
     ] = None,
+    log: Annotated[
+        bool,
+        typer.Option(
+            "--log",
+            help="Also record the registrations in the bank's tamper-evident log "
+            "(see `takeback log --help`).",
+        ),
+    ] = False,
     json_out: JsonOpt = False,
     jobs: JobsOpt = None,
 ) -> None:
@@ -380,19 +391,25 @@ def bank_add(
     Examples:
       takeback bank add ~/Pictures/me --source "my phone, 2026"
       takeback bank add selfie.jpg --label "profile picture"
+      takeback bank add ~/Pictures/me --log     # and prove later when you registered
     """
     from .bank.model import BankEntry
     from .bank.store import SqliteStore
 
     failed = 0
     with _guard(json_out):
-        store = SqliteStore.create(_bank_dir(bank), busy_timeout=_bank_timeout())
+        directory = _bank_dir(bank)
+        store = SqliteStore.create(directory, busy_timeout=_bank_timeout())
         with store:
             pending: list[tuple[BatchItem, BankEntry | None]] = []
 
             def flush() -> None:
                 # Results are reported in input order, failures included.
-                stored = iter(store.add(entry for _, entry in pending if entry is not None))
+                results = store.add(entry for _, entry in pending if entry is not None)
+                logged: dict[int, int] = {}
+                if log:
+                    logged = _log_new(directory, store, results)
+                stored = iter(results)
                 for item, entry in pending:
                     if entry is None:
                         _report_failure(item, json_out)
@@ -407,6 +424,7 @@ def bank_add(
                                 "label": entry.label,
                                 "duplicate_of": res.duplicate_of,
                                 "quality": None if fp is None else fp.quality,
+                                **({"log_index": logged.get(res.id)} if log else {}),
                             }
                         )
                     elif res.duplicate_of is not None:
@@ -414,6 +432,8 @@ def bank_add(
                     else:
                         low = fp is not None and fp.low_quality
                         note = " (low quality: will only match exact copies)" if low else ""
+                        if res.id in logged:
+                            note += f", log entry {logged[res.id]}"
                         shown = f"#{res.id} {escape(entry.label)}{note}"
                         out.print(f"{escape(item.path)}: registered as {shown}")
                 pending.clear()
@@ -432,6 +452,18 @@ def bank_add(
             flush()
     if failed:
         raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+def _log_new(directory: Path, store: Any, results: list[Any]) -> dict[int, int]:
+    """Record newly stored entries in the registration log; bank id -> log index."""
+    from .provenance.log import log_registrations
+
+    new_ids = [r.id for r in results if r.duplicate_of is None]
+    if not new_ids:
+        return {}
+    entries = store.get_many(new_ids)
+    logged = log_registrations(directory, [entries[i] for i in new_ids])
+    return {e.bank_id: e.index for e in logged if e.bank_id is not None}
 
 
 @bank_app.command("list")
