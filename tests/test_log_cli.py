@@ -202,10 +202,7 @@ def test_offline_verify_in_a_fresh_process_without_a_bank(bank: Path, tmp_path: 
     assert not (tmp_path / "empty-home").exists()
 
 
-def test_exit_codes_match_the_main_cli() -> None:
-    from takeback import cli_log
-    from takeback.cli import ExitCode
+def test_log_commands_share_the_main_exit_codes() -> None:
+    from takeback import cli, cli_log
 
-    assert cli_log._FAILED == ExitCode.INPUT_FAILED
-    assert cli_log._USAGE == ExitCode.USAGE
-    assert cli_log._BANK_ERROR == ExitCode.BANK_ERROR
+    assert cli_log.ExitCode is cli.ExitCode

@@ -14,7 +14,6 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
-from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -25,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
+from .cli_common import BankOpt, ExitCode
 from .errors import BankError, ImportFormatError, InputError, TakeBackError
 from .files import collect_inputs
 from .fingerprint.batch import BatchItem, fingerprint_paths
@@ -32,22 +32,6 @@ from .fingerprint.types import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from .imageio import ImageLimits
 
 __all__ = ["ExitCode", "app", "main"]
-
-
-class ExitCode(IntEnum):
-    """Exit status of every ``takeback`` command."""
-
-    OK = 0
-    #: Some inputs could not be processed; the others were (see the messages).
-    INPUT_FAILED = 1
-    #: The command line itself is wrong (unknown option, missing argument).
-    USAGE = 2
-    #: The bank is missing, damaged, locked or read-only; nothing was changed.
-    BANK_ERROR = 3
-    #: An import file was rejected; nothing was imported.
-    IMPORT_REJECTED = 4
-    #: A bug in TakeBack: please report it with the output of ``-v``.
-    INTERNAL = 70
 
 
 HELP = """\
@@ -94,15 +78,6 @@ out = Console(highlight=False, soft_wrap=True)
 
 _state: dict[str, bool] = {"verbose": False}
 
-BankOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--bank",
-        envvar="TAKEBACK_BANK",
-        help="Bank directory [default: $TAKEBACK_HOME/bank, else the platform data directory].",
-        show_default=False,
-    ),
-]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per line (see docs/cli.md).")
 ]

@@ -15,12 +15,13 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .cli_common import BankOpt, ExitCode
 from .errors import BankError, TakeBackError
 from .provenance.log import (
     ConsistencyResult,
@@ -36,11 +37,6 @@ from .provenance.log_note import NoteVerifier
 
 __all__ = ["log_app"]
 
-# The values of takeback.cli.ExitCode (not imported: cli imports this module).
-_OK: Final = 0
-_FAILED: Final = 1
-_USAGE: Final = 2
-_BANK_ERROR: Final = 3
 
 log_app = typer.Typer(
     help="The registration log: append-only, signed, provable offline.",
@@ -51,15 +47,6 @@ log_app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False, soft_wrap=True)
 
-BankOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--bank",
-        envvar="TAKEBACK_BANK",
-        help="Bank directory [default: $TAKEBACK_HOME/bank, else the platform data directory].",
-        show_default=False,
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (see docs/log.md).")]
 KeyOpt = Annotated[
     str | None,
@@ -90,7 +77,9 @@ def _guard(json_mode: bool) -> Iterator[None]:
         _warn(exc.message)
         if json_mode:
             _emit({"error": exc.to_dict()})
-        code = _BANK_ERROR if isinstance(exc, BankError) else _FAILED
+        code = (
+            int(ExitCode.BANK_ERROR) if isinstance(exc, BankError) else int(ExitCode.INPUT_FAILED)
+        )
         raise typer.Exit(code) from None
 
 
@@ -105,7 +94,7 @@ def _timeout() -> float:
         return max(0.0, float(os.environ.get("TAKEBACK_BANK_TIMEOUT", "5")))
     except ValueError:
         _warn("TAKEBACK_BANK_TIMEOUT must be a number of seconds")
-        raise typer.Exit(_USAGE) from None
+        raise typer.Exit(int(ExitCode.USAGE)) from None
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -120,7 +109,7 @@ def _verifier(key: str | None, bank: Path | None) -> NoteVerifier:
         vkey_file = _bank_dir(bank) / "log.vkey"
         if not vkey_file.is_file():
             _warn("give the log's public key with --key (the line `takeback log init` prints)")
-            raise typer.Exit(_USAGE)
+            raise typer.Exit(int(ExitCode.USAGE))
         key = vkey_file.read_text(encoding="utf-8")
     elif "+" not in key or Path(key).is_file():
         key = _read(Path(key), "key file").decode("utf-8", errors="replace")
@@ -144,7 +133,7 @@ def _verdict(result: ProofResult | ConsistencyResult, json_out: bool) -> None:
     else:
         _out.print(f"NOT VERIFIED ({result.verdict}): {escape(result.message)}")
     if not result.ok:
-        raise typer.Exit(_FAILED)
+        raise typer.Exit(int(ExitCode.INPUT_FAILED))
 
 
 # -- commands -------------------------------------------------------------------
@@ -309,14 +298,14 @@ def verify_cmd(
         verifier = _verifier(key, bank)
         if (label is None) != (salt is None):
             _warn("--label and --salt go together")
-            raise typer.Exit(_USAGE)
+            raise typer.Exit(int(ExitCode.USAGE))
         revealed = None
         if label is not None and salt is not None:
             try:
                 revealed = (label, bytes.fromhex(salt))
             except ValueError:
                 _warn("--salt must be hex digits (as `takeback log show --reveal` prints)")
-                raise typer.Exit(_USAGE) from None
+                raise typer.Exit(int(ExitCode.USAGE)) from None
         data = _read(proof, "proof file")
         known_note = None if known is None else _read(known, "checkpoint")
         sidecar = tsr or proof.with_name(proof.name + ".tsr")
@@ -366,7 +355,7 @@ def consistency_cmd(
         if proof is not None:
             if new is None:
                 _warn("checking a proof file needs both checkpoints: OLD NEW --proof FILE")
-                raise typer.Exit(_USAGE)
+                raise typer.Exit(int(ExitCode.USAGE))
             verifier = _verifier(key, bank)
             result = verify_consistency_proof(
                 old_note,
@@ -378,7 +367,7 @@ def consistency_cmd(
             with RegistrationLog.open(_bank_dir(bank), busy_timeout=_timeout()) as log:
                 if key is not None and _verifier(key, bank) != log.verifier:
                     _warn("--key is not this log's key")
-                    raise typer.Exit(_USAGE)
+                    raise typer.Exit(int(ExitCode.USAGE))
                 new_note = None if new is None else _read(new, "checkpoint")
                 result = log.prove_consistency(old_note, new_note)
             if output is not None and result.old is not None and result.new is not None:
