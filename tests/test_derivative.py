@@ -1,0 +1,178 @@
+"""Tests of the derivative fingerprint: serialization, verification, retrieval."""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from takeback.errors import InvalidHashError, TakeBackError
+from takeback.fingerprint.derivative import (
+    MAX_BYTES,
+    DerivativeFingerprint,
+    InvalidDerivativeError,
+    TooLittleDetailError,
+    derivative_from_file,
+    derivative_from_pixels,
+    suspect_features,
+    verify_derivative,
+)
+from takeback.fingerprint.derivative_index import DerivativeIndex
+from takeback.imageio import load_rgb
+from takeback.samples import UNREGISTERED_PHOTO, sample_photo
+
+NAMES = ("astronaut.png", "chelsea.png", "coffee.png")
+UNRELATED = ("rocket.jpg", "motorcycle_left.png", "camera.png")
+
+
+@pytest.fixture(scope="module")
+def originals() -> dict[str, np.ndarray]:
+    return {n: load_rgb(sample_photo(n)) for n in NAMES + UNRELATED}
+
+
+@pytest.fixture(scope="module")
+def fps(originals: dict[str, np.ndarray]) -> dict[str, DerivativeFingerprint]:
+    return {n: derivative_from_pixels(rgb) for n, rgb in originals.items()}
+
+
+def _doctor(
+    rgb: np.ndarray, donor: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray, bool, float]:
+    """A benign doctored copy: ~35% replaced (lower centre), rotated, cropped, flipped, JPEG."""
+    rng = np.random.default_rng(seed)
+    h, w = rgb.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    region = ((xx - w / 2) / (0.4 * w)) ** 2 + ((yy - 0.95 * h) / (0.5 * h)) ** 2 <= 1
+    frac = float(region.mean())
+    fill = cv2.resize(donor, (w, h)).astype(np.float32)
+    for c in range(3):  # colour-match the donor to the region
+        f, r = fill[..., c][region], rgb[..., c][region].astype(np.float32)
+        fill[..., c] = (fill[..., c] - f.mean()) * (r.std() / (f.std() + 1e-3)) + r.mean()
+    alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 5)[..., None]
+    img = (rgb * (1 - alpha) + np.clip(fill, 0, 255) * alpha).astype(np.uint8)
+    deg = float(rng.uniform(4, 7))
+    rot = np.vstack([cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), deg, 1.0), [0, 0, 1]])
+    img = cv2.warpAffine(img, rot[:2], (w, h), borderMode=cv2.BORDER_REFLECT)
+    left, top = int(0.12 * w), int(0.08 * h)
+    cw, ch = int(0.78 * w), int(0.8 * h)
+    img = img[top : top + ch, left : left + cw][:, ::-1]
+    m = (
+        np.array([[-1.0, 0, cw - 1], [0, 1, 0], [0, 0, 1]])
+        @ np.array([[1.0, 0, -left], [0, 1, -top], [0, 0, 1]])
+        @ rot
+    )
+    s = 0.7
+    nw, nh = round(cw * s), round(ch * s)
+    img = cv2.resize(np.ascontiguousarray(img), (nw, nh), interpolation=cv2.INTER_AREA)
+    m = (
+        np.array([[nw / cw, 0, 0.5 * nw / cw - 0.5], [0, nh / ch, 0.5 * nh / ch - 0.5], [0, 0, 1]])
+        @ m
+    )
+    ok, enc = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok
+    return load_rgb(enc.tobytes()), m, True, frac
+
+
+def test_round_trip_and_size(fps: dict[str, DerivativeFingerprint]) -> None:
+    for fp in fps.values():
+        blob = fp.to_bytes()
+        assert len(blob) == fp.size_bytes <= MAX_BYTES
+        back = DerivativeFingerprint.from_bytes(blob)
+        assert back == fp
+        assert back.digest == fp.digest and len(back.digest) == 64
+        np.testing.assert_array_equal(back.descriptors, fp.descriptors)
+        np.testing.assert_allclose(back.points, fp.points)
+        assert back.width == fp.width and back.height == fp.height
+
+
+def test_from_file_matches_pixels(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    assert derivative_from_file(sample_photo("coffee.png")) == fps["coffee.png"]
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b"",
+        lambda b: b[:20],
+        lambda b: b[:-1],
+        lambda b: b + b"\0",
+        lambda b: b"XXXX" + b[4:],
+        lambda b: b[:4] + b"\x09" + b[5:],
+        lambda b: b[:5] + b"\x07" + b[6:],
+        lambda b: b[:6] + struct.pack("<H", 5000) + b[8:],
+        lambda b: b[:8] + struct.pack("<I", 3) + b[12:],
+        lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:],
+        lambda b: b * 2,
+    ],
+)
+def test_hostile_bytes_raise_clear_errors(fps: dict[str, DerivativeFingerprint], mutate) -> None:  # type: ignore[no-untyped-def]
+    blob = fps["astronaut.png"].to_bytes()
+    with pytest.raises(InvalidDerivativeError) as info:
+        DerivativeFingerprint.from_bytes(mutate(blob))
+    assert isinstance(info.value, InvalidHashError)
+    assert isinstance(info.value, TakeBackError)
+    assert info.value.message
+
+
+def test_random_bytes_never_leak_other_errors() -> None:
+    rng = np.random.default_rng(0)
+    for n in (0, 10, 16, 24, 500, 14616, 20000):
+        data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        with pytest.raises(InvalidDerivativeError):
+            DerivativeFingerprint.from_bytes(b"TBDF\x01\x01" + data)
+
+
+def test_flat_and_tiny_images_have_no_derivative() -> None:
+    with pytest.raises(TooLittleDetailError, match="too little detail"):
+        derivative_from_pixels(np.full((300, 400, 3), 128, np.uint8))
+    with pytest.raises(TooLittleDetailError, match="64 px"):
+        derivative_from_pixels(np.zeros((40, 400, 3), np.uint8))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_doctored_copy_is_verified_with_its_transform(
+    name: str, originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    donor = load_rgb(sample_photo(UNREGISTERED_PHOTO))
+    suspect, true_m, mirrored, frac = _doctor(originals[name], donor, seed=1)
+    assert 0.3 <= frac <= 0.4
+    match = verify_derivative(suspect, fps[name])
+    assert match.matched and match.mirrored is mirrored
+    assert match.matrix is not None
+    h, w = originals[name].shape[:2]
+    pts = np.array([[w * 0.3, h * 0.25, 1], [w * 0.6, h * 0.3, 1], [w * 0.5, h * 0.5, 1]]).T
+    est, true = match.matrix @ pts, true_m @ pts
+    err = np.abs(est[:2] / est[2] - true[:2] / true[2]).max()
+    assert err < 0.02 * max(suspect.shape[:2]), err
+    assert 0.8 <= match.coverage <= 1.0
+    assert set(match.to_dict()) >= {"score", "matrix", "mirrored", "inliers", "coverage"}
+
+
+def test_unrelated_photos_do_not_match(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    for a in NAMES + UNRELATED:
+        feats = suspect_features(originals[a])
+        for b in NAMES + UNRELATED:
+            match = verify_derivative(feats, fps[b])
+            assert match.matched is (a == b), (a, b, match.inliers)
+
+
+def test_index_agrees_with_brute_force(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    with DerivativeIndex() as index:
+        for n, fp in fps.items():
+            index.add(n, fp)
+        for i, name in enumerate(NAMES):
+            suspect, *_ = _doctor(
+                originals[name], load_rgb(sample_photo(UNREGISTERED_PHOTO)), seed=2 + i
+            )
+            fast = [k for k, _ in index.search(suspect)]
+            slow = [k for k, _ in index.search(suspect, exhaustive=True)]
+            assert fast[:1] == slow[:1] == [name]
+    index.close()  # idempotent
