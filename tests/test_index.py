@@ -81,7 +81,7 @@ def real_pdq_codes() -> np.ndarray:
             img = opened.convert("RGB")
         img.thumbnail((256, 256))
         for edited in _edits(img):
-            hashes, _quality = pdq_from_pixels(np.asarray(edited))
+            hashes, _quality = pdq_from_pixels(np.asarray(edited), dihedral=True)
             rows.extend(h.to_array() for h in hashes)
     return np.stack(rows)
 

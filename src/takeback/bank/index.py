@@ -411,7 +411,7 @@ def _kernels() -> SimpleNamespace:
             import numba
             from numba.extending import register_jitable
 
-            for helper in (_popcount64, _chunk_key, _grow, _grow_hits, _sort_pairs):
+            for helper in (_popcount64, _chunk_key, _reserve, _scan_rows, _distance, _sort_pairs):
                 register_jitable(helper)
             jit = numba.njit(cache=True, nogil=True)
             _KERNELS = SimpleNamespace(build_chunk=jit(_build_chunk), search=jit(_search))
@@ -423,6 +423,9 @@ def _kernels() -> SimpleNamespace:
 # of a code is bit b % 64 of word b // 64 (any fixed bit order works, as long
 # as tables and queries use the same one).
 
+#: Rows per step of a full scan (the size of its hit buffer).
+_SCAN_BLOCK: Final = 4096
+
 
 def _popcount64(x: np.uint64) -> np.int64:
     """Set bits of a uint64 (LLVM turns this into one ``popcnt``)."""
@@ -432,7 +435,7 @@ def _popcount64(x: np.uint64) -> np.int64:
     return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
-def _chunk_key(w0, w1, w2, w3, start, width, mask):  # type: ignore[no-untyped-def]
+def _chunk_key(w0, w1, w2, w3, start, width, mask):
     """Bits ``[start, start + width)`` of a code given as 4 uint64 words, as int64."""
     k = start >> 6
     off = start & 63
@@ -450,7 +453,7 @@ def _chunk_key(w0, w1, w2, w3, start, width, mask):  # type: ignore[no-untyped-d
     return np.int64(v & mask)
 
 
-def _build_chunk(words, start, width, shift, offsets, table):  # type: ignore[no-untyped-def]
+def _build_chunk(words, start, width, shift, offsets, table):
     """Counting sort of the rows by one chunk's bucket (its top bits).
 
     A chunk's key has ``width`` bits: the top ``width - shift`` bits select a
@@ -480,23 +483,47 @@ def _build_chunk(words, start, width, shift, offsets, table):  # type: ignore[no
         counts[bucket] += 1
 
 
-def _grow(out_ids, out_d, total):  # type: ignore[no-untyped-def]
-    grown_ids = np.empty(2 * out_ids.shape[0], np.int64)
-    grown_d = np.empty(2 * out_ids.shape[0], np.int32)
+def _reserve(out_ids, out_d, total, need):
+    """The output buffers, grown if needed to hold ``need`` pairs (first ``total`` kept).
+
+    Called outside the hot loops: an array reassigned inside a numba loop
+    costs reference counting on every iteration.
+    """
+    if need <= out_ids.shape[0]:
+        return out_ids, out_d
+    size = max(need, 2 * out_ids.shape[0])
+    grown_ids = np.empty(size, np.int64)
+    grown_d = np.empty(size, np.int32)
     for i in range(total):  # explicit loops: numba's slice assignment compiles slowly
         grown_ids[i] = out_ids[i]
         grown_d[i] = out_d[i]
     return grown_ids, grown_d
 
 
-def _grow_hits(hits):  # type: ignore[no-untyped-def]
-    grown = np.empty(2 * hits.shape[0], np.int64)
-    for i in range(hits.shape[0]):
-        grown[i] = hits[i]
-    return grown
+def _scan_rows(words, start, stop, q0, q1, q2, q3, radius, hits):
+    """Rows in ``[start, stop)`` within ``radius`` of the query, into ``hits``; their count.
+
+    Branch-free; ``hits`` must hold ``stop - start`` rows.
+    """
+    n_hits = 0
+    for row in range(start, stop):
+        d = (
+            _popcount64(words[row, 0] ^ q0) + _popcount64(words[row, 1] ^ q1)
+            + _popcount64(words[row, 2] ^ q2) + _popcount64(words[row, 3] ^ q3)
+        )  # fmt: skip
+        hits[n_hits] = row
+        n_hits += d <= radius
+    return n_hits
 
 
-def _sort_pairs(ids, dists):  # type: ignore[no-untyped-def]
+def _distance(words, row, q0, q1, q2, q3):
+    return (
+        _popcount64(words[row, 0] ^ q0) + _popcount64(words[row, 1] ^ q1)
+        + _popcount64(words[row, 2] ^ q2) + _popcount64(words[row, 3] ^ q3)
+    )  # fmt: skip
+
+
+def _sort_pairs(ids, dists):
     """Sort ``(dists, ids)`` pairs in place by (distance, id): a bottom-up merge sort.
 
     (Hand-written: numba's ``np.argsort`` costs seconds of compile time.)
@@ -540,7 +567,7 @@ def _sort_pairs(ids, dists):  # type: ignore[no-untyped-def]
         dists[i] = src_d[i]
 
 
-def _search(  # type: ignore[no-untyped-def]
+def _search(
     qwords, radius, scan, words, row_ids, deleted, starts, width, shift, chunk_radius,
     offsets, table, flips, flip_count, n_probes_max, dwords, dids, dlive,
 ):  # fmt: skip
@@ -565,7 +592,7 @@ def _search(  # type: ignore[no-untyped-def]
     probe_chunk = np.empty(n_probes_max, np.int64)
     qlow = np.empty(m, np.int64)
     touched = np.zeros(1, np.int64)
-    hits = np.empty(64, np.int64)
+    hits = np.empty(_SCAN_BLOCK, np.int64)
     cand = np.empty(4096, np.int64)
     cand_chunk = np.empty(4096, np.int64)
     cand_d = np.empty(4096, np.int64)
@@ -576,17 +603,16 @@ def _search(  # type: ignore[no-untyped-def]
         q3 = qwords[qi, 3]
         begin = total
         if scan:
-            for row in range(n):
-                d = (
-                    _popcount64(words[row, 0] ^ q0) + _popcount64(words[row, 1] ^ q1)
-                    + _popcount64(words[row, 2] ^ q2) + _popcount64(words[row, 3] ^ q3)
-                )  # fmt: skip
-                if d <= radius and not deleted[row]:
-                    if total == out_ids.shape[0]:
-                        out_ids, out_d = _grow(out_ids, out_d, total)
-                    out_ids[total] = row_ids[row]
-                    out_d[total] = d
-                    total += 1
+            for start in range(0, n, _SCAN_BLOCK):
+                stop = min(start + _SCAN_BLOCK, n)
+                n_hits = _scan_rows(words, start, stop, q0, q1, q2, q3, radius, hits)
+                out_ids, out_d = _reserve(out_ids, out_d, total, total + n_hits)
+                for h in range(n_hits):
+                    row = hits[h]
+                    if not deleted[row]:
+                        out_ids[total] = row_ids[row]
+                        out_d[total] = _distance(words, row, q0, q1, q2, q3)
+                        total += 1
         else:
             # Tight loops with independent loads, so that many cache misses are
             # in flight at once: (1) the bounds of every probed bucket, (2) the
@@ -634,17 +660,14 @@ def _search(  # type: ignore[no-untyped-def]
                     # Branch-free: keep the entry only if its suffix is close enough.
                     n_cand += _popcount64(np.uint64((entry ^ ql) & smask)) <= room
             for j in range(n_cand):
-                row = cand[j]
-                cand_d[j] = (
-                    _popcount64(words[row, 0] ^ q0) + _popcount64(words[row, 1] ^ q1)
-                    + _popcount64(words[row, 2] ^ q2) + _popcount64(words[row, 3] ^ q3)
-                )  # fmt: skip
+                cand_d[j] = _distance(words, cand[j], q0, q1, q2, q3)
+            if hits.shape[0] < n_cand:
+                hits = np.empty(2 * n_cand, np.int64)
             n_hits = 0
             for j in range(n_cand):
                 hits[n_hits] = j
                 n_hits += cand_d[j] <= radius
-                if n_hits == hits.shape[0]:
-                    hits = _grow_hits(hits)
+            out_ids, out_d = _reserve(out_ids, out_d, total, total + n_hits)
             for h in range(n_hits):
                 j = hits[h]
                 d = cand_d[j]
@@ -667,24 +690,21 @@ def _search(  # type: ignore[no-untyped-def]
                             break
                 if seen:
                     continue
-                if total == out_ids.shape[0]:
-                    out_ids, out_d = _grow(out_ids, out_d, total)
                 out_ids[total] = row_ids[row]
                 out_d[total] = d
                 total += 1
-        for j in range(dwords.shape[0]):
-            if not dlive[j]:
-                continue
-            d = (
-                _popcount64(dwords[j, 0] ^ q0) + _popcount64(dwords[j, 1] ^ q1)
-                + _popcount64(dwords[j, 2] ^ q2) + _popcount64(dwords[j, 3] ^ q3)
-            )  # fmt: skip
-            if d <= radius:
-                if total == out_ids.shape[0]:
-                    out_ids, out_d = _grow(out_ids, out_d, total)
-                out_ids[total] = dids[j]
-                out_d[total] = d
-                total += 1
+        n_delta = dwords.shape[0]
+        if n_delta:
+            if hits.shape[0] < n_delta:
+                hits = np.empty(n_delta, np.int64)
+            n_hits = _scan_rows(dwords, 0, n_delta, q0, q1, q2, q3, radius, hits)
+            out_ids, out_d = _reserve(out_ids, out_d, total, total + n_hits)
+            for h in range(n_hits):
+                j = hits[h]
+                if dlive[j]:
+                    out_ids[total] = dids[j]
+                    out_d[total] = _distance(dwords, j, q0, q1, q2, q3)
+                    total += 1
         k = total - begin
         if k > 1:
             _sort_pairs(out_ids[begin:total], out_d[begin:total])
@@ -698,8 +718,9 @@ _FLIPS_LOCK = threading.Lock()
 #: Most bucket probes per substring before a search scans all codes instead.
 _MAX_PROBES: Final = 1 << 20
 #: One bucket probe or candidate costs about this many codes of a full scan
-#: (measured at 1M entries: probing and scanning break even near radius 64).
-_MISS_COST: Final = 3.0
+#: (measured: probing and scanning break even near radius 42 at 100k entries
+#: and radius 52 at 1M, where n / (2 * probes + candidates) is 6 to 11).
+_MISS_COST: Final = 8.0
 
 
 def _flip_masks(bits: int, max_weight: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1207,7 +1228,7 @@ def build_index(ids: np.ndarray, codes: np.ndarray, *, kind: str = "auto") -> Ma
     if kind == "auto":
         n = _check_ids(ids).shape[0]
         kind = MihIndex.name if n >= AUTO_MIH_MIN_ENTRIES else BruteForceIndex.name
-    cls = INDEX_KINDS.get(kind)
+    cls: Any = INDEX_KINDS.get(kind)
     if cls is None:
         known = ", ".join(sorted([*INDEX_KINDS, "auto"]))
         raise ValueError(f"unknown index kind {kind!r}; choose one of: {known}")
