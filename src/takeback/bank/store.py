@@ -38,6 +38,7 @@ from ..errors import (
     EntryNotFoundError,
 )
 from ..fingerprint.types import PDQ_MIN_QUALITY, PdqHash
+from ..home import takeback_home
 from .model import AddResult, BankEntry, BankStats, Change, utc_now
 
 __all__ = ["DB_NAME", "SCHEMA_VERSION", "SqliteStore", "Store", "default_bank_dir"]
@@ -81,13 +82,7 @@ def default_bank_dir(environ: dict[str, str] | None = None) -> Path:
     ``$TAKEBACK_HOME/bank`` when ``TAKEBACK_HOME`` is set, else ``bank`` in the
     platform's per-user data directory (``~/.local/share/takeback/bank`` on Linux).
     """
-    env = os.environ if environ is None else environ
-    home = env.get("TAKEBACK_HOME")
-    if home:
-        return Path(home).expanduser() / "bank"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("takeback", appauthor=False)) / "bank"
+    return takeback_home(environ) / "bank"
 
 
 class Store(abc.ABC):

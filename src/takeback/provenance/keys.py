@@ -51,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ..errors import InputError
+from ..home import takeback_home
 
 __all__ = [
     "ACCEPTED_EKUS",
@@ -133,13 +134,7 @@ def default_keys_dir(environ: dict[str, str] | None = None) -> Path:
     ``$TAKEBACK_HOME/keys`` when ``TAKEBACK_HOME`` is set, else ``keys`` in the
     platform's per-user data directory (``~/.local/share/takeback/keys`` on Linux).
     """
-    env = os.environ if environ is None else environ
-    home = env.get("TAKEBACK_HOME")
-    if home:
-        return Path(home).expanduser() / "keys"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("takeback", appauthor=False)) / "keys"
+    return takeback_home(environ) / "keys"
 
 
 # -- certificates -------------------------------------------------------------
