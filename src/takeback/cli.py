@@ -15,7 +15,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,8 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from .cli_common import BankOpt, ExitCode
-from .errors import BankError, ImportFormatError, InputError, TakeBackError
+from .cli_common import BankOpt, ExitCode, bank_timeout
+from .errors import BankError, ImportFormatError, TakeBackError
 from .files import collect_inputs
 from .fingerprint.batch import BatchItem, fingerprint_paths
 from .fingerprint.types import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
@@ -148,14 +148,12 @@ def _bank_dir(bank: Path | None) -> Path:
     return bank if bank is not None else default_bank_dir()
 
 
-def _bank_timeout() -> float:
-    """Seconds to wait for another process's write lock (``TAKEBACK_BANK_TIMEOUT``)."""
-    raw = os.environ.get("TAKEBACK_BANK_TIMEOUT", "5")
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        _warn(f"TAKEBACK_BANK_TIMEOUT must be a number of seconds, not {raw!r}")
-        raise typer.Exit(int(ExitCode.USAGE)) from None
+def _open_store(bank: Path | None, *, create: bool = False) -> Any:
+    """The bank at --bank (or the default), created when asked."""
+    from .bank.store import SqliteStore
+
+    opener = SqliteStore.create if create else SqliteStore.open
+    return opener(_bank_dir(bank), busy_timeout=bank_timeout())
 
 
 @contextlib.contextmanager
@@ -177,9 +175,6 @@ def _limits() -> ImageLimits:
     except ValueError as exc:
         _warn(str(exc))
         raise typer.Exit(int(ExitCode.USAGE)) from None
-
-
-T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -288,11 +283,10 @@ def match_cmd(
       takeback match ./suspects --json
     """
     from .bank.matcher import Matcher
-    from .bank.store import SqliteStore
 
     failed = 0
     with _guard(json_out):
-        store = SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout())
+        store = _open_store(bank)
         with (
             store,
             Matcher(
@@ -374,7 +368,7 @@ def bank_add(
     failed = 0
     with _guard(json_out):
         directory = _bank_dir(bank)
-        store = SqliteStore.create(directory, busy_timeout=_bank_timeout())
+        store = SqliteStore.create(directory, busy_timeout=bank_timeout())
         with store:
             pending: list[tuple[BatchItem, BankEntry | None]] = []
 
@@ -450,9 +444,8 @@ def bank_list(
     json_out: JsonOpt = False,
 ) -> None:
     """List registered fingerprints (id, label, quality, PDQ, time added)."""
-    from .bank.store import SqliteStore
 
-    with _guard(json_out), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+    with _guard(json_out), _open_store(bank) as store:
         if json_out:
             for entry in store.entries(limit=limit):
                 _emit(entry.to_dict())
@@ -485,9 +478,8 @@ def bank_remove(
     json_out: JsonOpt = False,
 ) -> None:
     """Withdraw fingerprints: they are deleted from the bank, not flagged."""
-    from .bank.store import SqliteStore
 
-    with _guard(json_out), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+    with _guard(json_out), _open_store(bank) as store:
         removed = set(store.remove(ids))
     missing = 0
     for entry_id in dict.fromkeys(ids):
@@ -517,9 +509,7 @@ def bank_stats(bank: BankOpt = None, json_out: JsonOpt = False) -> None:
     """Show how many fingerprints the bank holds and where it is."""
     from dataclasses import asdict
 
-    from .bank.store import SqliteStore
-
-    with _guard(json_out), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+    with _guard(json_out), _open_store(bank) as store:
         stats = store.stats()
     if json_out:
         _emit(asdict(stats))
@@ -572,11 +562,10 @@ def bank_import(
       takeback bank import hashes.txt --format pdq --label "partner X"
     """
     from .bank.exchange import read_entries
-    from .bank.store import SqliteStore
 
     with _guard(json_out):
         report = read_entries(file, fmt=fmt, skip_bad=skip_bad, label=label, source=source)
-        with SqliteStore.create(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+        with _open_store(bank, create=True) as store:
             results = store.add(report.entries)
     added = sum(1 for r in results if r.duplicate_of is None)
     duplicates = len(results) - added
@@ -632,12 +621,11 @@ def bank_export(
       takeback bank export > backup.jsonl
     """
     from .bank.exchange import FORMATS, write_entries
-    from .bank.store import SqliteStore
 
     if fmt not in FORMATS:
         _warn(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
         raise typer.Exit(int(ExitCode.USAGE))
-    with _guard(False), SqliteStore.open(_bank_dir(bank), busy_timeout=_bank_timeout()) as store:
+    with _guard(False), _open_store(bank) as store:
         if output is None:
             count = write_entries(store.entries(), sys.stdout, fmt=fmt)
         else:
@@ -696,7 +684,7 @@ def main() -> None:
     """Entry point of the ``takeback`` console script."""
     try:
         app()
-    except (InputError, BankError, TakeBackError) as exc:  # raised outside a guard
+    except TakeBackError as exc:  # raised outside a guard
         _warn(exc.message)
         sys.exit(int(ExitCode.INPUT_FAILED))
     except KeyboardInterrupt:

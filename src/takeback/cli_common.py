@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-__all__ = ["BankOpt", "ExitCode"]
+__all__ = ["BankOpt", "ExitCode", "bank_timeout"]
 
 
 class ExitCode(IntEnum):
@@ -36,3 +37,17 @@ BankOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def bank_timeout() -> float:
+    """Seconds to wait for another process's write lock (``TAKEBACK_BANK_TIMEOUT``, default 5).
+
+    A malformed value is a usage error (exit code 2).
+    """
+    raw = os.environ.get("TAKEBACK_BANK_TIMEOUT", "5")
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        raise typer.BadParameter(
+            f"must be a number of seconds, not {raw!r}", param_hint="TAKEBACK_BANK_TIMEOUT"
+        ) from None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .cli_common import BankOpt, ExitCode
+from .cli_common import BankOpt, ExitCode, bank_timeout
 from .errors import BankError, TakeBackError
 from .provenance.log import (
     ConsistencyResult,
@@ -89,19 +88,27 @@ def _bank_dir(bank: Path | None) -> Path:
     return bank if bank is not None else default_bank_dir()
 
 
-def _timeout() -> float:
-    try:
-        return max(0.0, float(os.environ.get("TAKEBACK_BANK_TIMEOUT", "5")))
-    except ValueError:
-        _warn("TAKEBACK_BANK_TIMEOUT must be a number of seconds")
-        raise typer.Exit(int(ExitCode.USAGE)) from None
+#: Largest proof, checkpoint or key file read (real ones are a few kilobytes).
+_MAX_FILE_BYTES = 1024 * 1024
+
+
+def _open_log(bank: Path | None) -> RegistrationLog:
+    return RegistrationLog.open(_bank_dir(bank), busy_timeout=bank_timeout())
 
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        if not path.is_file():
+            raise ProofFormatError(f"the {what} {path} is not a regular file")
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ProofFormatError(f"cannot read the {what} {path} ({exc.strerror})") from exc
+    if len(data) > _MAX_FILE_BYTES:
+        raise ProofFormatError(
+            f"the {what} {path} is over {_MAX_FILE_BYTES:,} bytes: not a TakeBack {what}"
+        )
+    return data
 
 
 def _verifier(key: str | None, bank: Path | None) -> NoteVerifier:
@@ -154,7 +161,7 @@ def init_cmd(
     """
     with (
         _guard(json_out),
-        RegistrationLog.create(_bank_dir(bank), origin=origin, busy_timeout=_timeout()) as log,
+        RegistrationLog.create(_bank_dir(bank), origin=origin, busy_timeout=bank_timeout()) as log,
     ):
         info: dict[str, Any] = {
             "origin": log.origin,
@@ -189,7 +196,7 @@ def checkpoint_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Sign and print a checkpoint of the log as it is now (a C2SP signed note)."""
-    with _guard(json_out), RegistrationLog.open(_bank_dir(bank), busy_timeout=_timeout()) as log:
+    with _guard(json_out), _open_log(bank) as log:
         cp = log.checkpoint(tsa=timestamp)
     _print_checkpoint(cp, json_out)
 
@@ -206,7 +213,7 @@ def show_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Show one log entry: its fingerprints, label commitment and time."""
-    with _guard(json_out), RegistrationLog.open(_bank_dir(bank), busy_timeout=_timeout()) as log:
+    with _guard(json_out), _open_log(bank) as log:
         found = _find(log, entry)
     info = found.to_dict(reveal=reveal)
     if json_out:
@@ -232,7 +239,7 @@ def proof_cmd(
 
     With -o, a timestamp token of the checkpoint, if any, goes beside it as FILE.tsr.
     """
-    with _guard(json_out), RegistrationLog.open(_bank_dir(bank), busy_timeout=_timeout()) as log:
+    with _guard(json_out), _open_log(bank) as log:
         found = _find(log, entry)
         cp = log.latest_checkpoint()
         data = log.proof_file(found.index, checkpoint=cp)
@@ -364,7 +371,7 @@ def consistency_cmd(
                 verifier,
             )
         else:
-            with RegistrationLog.open(_bank_dir(bank), busy_timeout=_timeout()) as log:
+            with _open_log(bank) as log:
                 if key is not None and _verifier(key, bank) != log.verifier:
                     _warn("--key is not this log's key")
                     raise typer.Exit(int(ExitCode.USAGE))

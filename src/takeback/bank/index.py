@@ -153,6 +153,15 @@ def _last_wins(ids: np.ndarray) -> np.ndarray:
     return ids.shape[0] - 1 - first_in_rev
 
 
+def _batch_to_add(ids: Any, codes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ids and codes of an ``add`` call, the last occurrence of an id winning,
+    codes as ``(n, 4)`` uint64 words."""
+    new_ids = _check_ids(ids)
+    codes = _check_codes(codes, new_ids.shape[0])
+    keep = _last_wins(new_ids)
+    return new_ids[keep], _as_words(codes[keep])
+
+
 def _as_words(codes: np.ndarray) -> np.ndarray:
     """``(n, 32)`` uint8 codes as ``(n, 4)`` uint64 words (a copy, C-contiguous)."""
     return np.ascontiguousarray(codes).view(np.uint64).reshape(-1, _WORDS).copy()
@@ -310,13 +319,9 @@ class BruteForceIndex(MatchIndex):
 
     def add(self, ids: np.ndarray, codes: np.ndarray) -> None:
         self._check_open()
-        new_ids = _check_ids(ids)
-        codes = _check_codes(codes, new_ids.shape[0])
+        new_ids, new_words = _batch_to_add(ids, codes)
         if new_ids.size == 0:
             return
-        keep = _last_wins(new_ids)
-        new_ids = new_ids[keep]
-        new_words = _as_words(codes[keep])
         self._drop(new_ids)
         n, k = self._n, new_ids.shape[0]
         if n + k > self._ids.shape[0]:
@@ -1004,13 +1009,9 @@ class MihIndex(MatchIndex):
 
     def add(self, ids: np.ndarray, codes: np.ndarray) -> None:
         self._check_open()
-        new_ids = _check_ids(ids)
-        codes = _check_codes(codes, new_ids.shape[0])
+        new_ids, new_words = _batch_to_add(ids, codes)
         if new_ids.size == 0:
             return
-        keep = _last_wins(new_ids)
-        new_ids = new_ids[keep]
-        new_words = _as_words(codes[keep])
         self._mask_rows(self._main_rows(new_ids))
         slot_of = self._delta_slot
         fresh = []

@@ -21,7 +21,6 @@ Safety
 from __future__ import annotations
 
 import abc
-import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,10 +29,10 @@ from typing import Any, ClassVar, Final, Self
 
 import numpy as np
 
+from .. import _sqlite
 from ..errors import (
     BankCorruptError,
     BankError,
-    BankLockedError,
     BankNotFoundError,
     EntryNotFoundError,
 )
@@ -74,6 +73,17 @@ CREATE TABLE changes (
     at        TEXT    NOT NULL
 );
 """
+
+
+_KIND: Final = _sqlite.DatabaseKind(
+    what="bank",
+    application_id=_APPLICATION_ID,
+    version=SCHEMA_VERSION,
+    schema=_SCHEMA,
+    error=BankError,
+    not_found=BankNotFoundError,
+    corrupt=BankCorruptError,
+)
 
 
 def default_bank_dir(environ: dict[str, str] | None = None) -> Path:
@@ -194,59 +204,15 @@ class SqliteStore(Store):
 
     @classmethod
     def _connect(cls, db: Path, *, create: bool, busy_timeout: float) -> SqliteStore:
-        name = str(db)
+        conn = _sqlite.connect(db, _KIND, busy_timeout=busy_timeout)
         try:
-            conn = sqlite3.connect(name, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise BankError(f"cannot open the bank database {name} ({exc})", path=name) from exc
-        try:
-            store = cls(conn, db)
-            store._prepare(create=create)
+            _sqlite.prepare(conn, db, _KIND, create=create)
+            with _sqlite.SqliteErrors(str(db), "open", _KIND):
+                conn.execute("PRAGMA secure_delete=ON")
         except BaseException:
             conn.close()
             raise
-        return store
-
-    def _prepare(self, *, create: bool) -> None:
-        name = str(self.path)
-        with self._translate("open"):
-            conn = self._c
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app_id == 0 and tables == 0:
-                if not create:
-                    raise BankNotFoundError(f"{name} is an empty database, not a bank", path=name)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-                        for statement in _SCHEMA.split(";"):
-                            if statement.strip():
-                                conn.execute(statement)
-                        conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                with contextlib.suppress(OSError):
-                    os.chmod(self.path, 0o600)
-            elif app_id != _APPLICATION_ID:
-                raise BankCorruptError(
-                    f"{name} is not a TakeBack bank (it is some other SQLite database); "
-                    "point --bank at a bank directory",
-                    path=name,
-                )
-            elif version > SCHEMA_VERSION:
-                raise BankError(
-                    f"{name} was written by a newer TakeBack (schema {version}); upgrade TakeBack",
-                    path=name,
-                )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA secure_delete=ON")
-            conn.execute("PRAGMA foreign_keys=ON")
+        return cls(conn, db)
 
     @property
     def _c(self) -> sqlite3.Connection:
@@ -254,23 +220,16 @@ class SqliteStore(Store):
             raise BankError("the bank has been closed")
         return self._conn
 
-    def _translate(self, action: str) -> _SqliteErrors:
-        return _SqliteErrors(str(self.path), action)
+    def _translate(self, action: str) -> _sqlite.SqliteErrors:
+        return _sqlite.SqliteErrors(str(self.path), action, _KIND)
 
     # -- writing -----------------------------------------------------------
     def add(self, entries: Iterable[BankEntry]) -> list[AddResult]:
         batch = list(entries)
         if not batch:
             return []
-        with self._translate("add to"):
-            conn = self._c
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                results = self._add_in_tx(conn, batch)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._translate("add to"), _sqlite.write_transaction(self._c) as conn:
+            results = self._add_in_tx(conn, batch)
         return results
 
     def _add_in_tx(self, conn: sqlite3.Connection, batch: list[BankEntry]) -> list[AddResult]:
@@ -353,8 +312,7 @@ class SqliteStore(Store):
         removed: list[int] = []
         with self._translate("remove from"):
             conn = self._c
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _sqlite.write_transaction(conn):
                 now = utc_now()
                 for start in range(0, len(wanted), _CHUNK):
                     part = wanted[start : start + _CHUNK]
@@ -371,10 +329,6 @@ class SqliteStore(Store):
                             [(i, now) for i in present],
                         )
                         removed.extend(present)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             if removed:
                 # Fold the log into the database so the deleted rows' old pages
                 # do not linger in the write-ahead log file.
@@ -512,43 +466,3 @@ def _entry(row: Sequence[Any]) -> BankEntry:
         source=source,
         seq=seq,
     )
-
-
-class _SqliteErrors:
-    """Context manager translating sqlite3 errors into the bank's error tree."""
-
-    def __init__(self, name: str, action: str) -> None:
-        self.name = name
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        if exc is None or not isinstance(exc, sqlite3.Error):
-            return
-        text = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-            raise BankLockedError(
-                f"the bank {self.name} is locked by another process; wait for it to finish "
-                "(or stop it) and try again; nothing was changed",
-                path=self.name,
-            ) from exc
-        if isinstance(exc, sqlite3.DatabaseError) and (
-            "not a database" in text or "malformed" in text or "corrupt" in text
-        ):
-            raise BankCorruptError(
-                f"the bank {self.name} is damaged ({text}); restore it from a backup or an "
-                "export (`takeback bank export`)",
-                path=self.name,
-            ) from exc
-        if isinstance(exc, sqlite3.OperationalError) and "readonly" in text:
-            raise BankError(
-                f"cannot {self.action} the bank {self.name}: it is read-only ({text})",
-                path=self.name,
-            ) from exc
-        raise BankError(
-            f"cannot {self.action} the bank {self.name} ({text})", path=self.name
-        ) from exc

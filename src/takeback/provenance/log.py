@@ -37,7 +37,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import secrets
@@ -45,9 +44,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
-from ..errors import BankLockedError
+from .. import _sqlite
 from .log_errors import (
     LogCorruptError,
     LogEntryNotFoundError,
@@ -120,6 +119,16 @@ CREATE TABLE checkpoints (
     tsa_url     TEXT
 );
 """
+
+_KIND: Final = _sqlite.DatabaseKind(
+    what="registration log",
+    application_id=_APPLICATION_ID,
+    version=SCHEMA_VERSION,
+    schema=_SCHEMA,
+    error=LogError,
+    not_found=LogNotFoundError,
+    corrupt=LogCorruptError,
+)
 
 
 class Verdict(enum.StrEnum):
@@ -310,30 +319,6 @@ def parse_consistency_proof(text: str) -> tuple[int, int, tuple[bytes, ...]]:
     return old, new, hashes
 
 
-class _SqliteErrors(contextlib.AbstractContextManager[None]):
-    def __init__(self, name: str, action: str) -> None:
-        self.name, self.action = name, action
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc is None or not isinstance(exc, sqlite3.Error):
-            return
-        text = str(exc)
-        if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
-            raise BankLockedError(
-                f"another process is writing the log {self.name}; try again shortly",
-                path=self.name,
-            ) from exc
-        if isinstance(exc, sqlite3.DatabaseError) and (
-            "malformed" in text or "not a database" in text
-        ):
-            raise LogCorruptError(
-                f"the log {self.name} is damaged ({text})", path=self.name
-            ) from exc
-        raise LogError(
-            f"cannot {self.action} the log {self.name} ({text})", path=self.name
-        ) from exc
-
-
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
@@ -405,67 +390,28 @@ class RegistrationLog:
     def _connect(
         cls, directory: Path, *, create: bool, origin: str | None, busy_timeout: float
     ) -> Self:
-        name = str(directory / DB_NAME)
+        path = directory / DB_NAME
+
+        def initialise(conn: sqlite3.Connection) -> None:
+            name = origin or f"takeback-log/{secrets.token_hex(8)}"
+            if any(c.isspace() or c == "+" for c in name):
+                raise ProofFormatError(f"{name!r} cannot be a log origin: no spaces or '+'")
+            conn.execute("INSERT INTO meta VALUES ('origin', ?)", (name,))
+
+        conn = _sqlite.connect(path, _KIND, busy_timeout=busy_timeout)
         try:
-            conn = sqlite3.connect(name, timeout=busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise LogError(f"cannot open the log database {name} ({exc})", path=name) from exc
-        log = cls(conn, directory)
-        try:
-            log._prepare(create=create, origin=origin)
+            _sqlite.prepare(conn, path, _KIND, create=create, initialise=initialise)
+            log = cls(conn, directory)
+            with log._translate("open"):
+                conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the upper tree levels stay hot
+                row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
+            if row is None:
+                raise LogCorruptError(f"{path} has no origin: the log is damaged", path=str(path))
+            log._origin = row[0]
         except BaseException:
             conn.close()
             raise
         return log
-
-    def _prepare(self, *, create: bool, origin: str | None) -> None:
-        name = str(self.path)
-        with self._translate("open"):
-            conn = self._c
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if app_id == 0 and tables == 0:
-                if not create:
-                    raise LogNotFoundError(f"{name} is an empty database, not a log", path=name)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
-                        for statement in _SCHEMA.split(";"):
-                            if statement.strip():
-                                conn.execute(statement)
-                        origin = origin or f"takeback-log/{secrets.token_hex(8)}"
-                        if not origin or any(c.isspace() or c == "+" for c in origin):
-                            raise ProofFormatError(
-                                f"{origin!r} cannot be a log origin: no spaces or '+'"
-                            )
-                        conn.execute("INSERT INTO meta VALUES ('origin', ?)", (origin,))
-                        conn.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                with contextlib.suppress(OSError):
-                    os.chmod(self.path, 0o600)
-            elif app_id != _APPLICATION_ID:
-                raise LogCorruptError(
-                    f"{name} is not a TakeBack registration log (some other SQLite database)",
-                    path=name,
-                )
-            elif version > SCHEMA_VERSION:
-                raise LogError(
-                    f"{name} was written by a newer TakeBack (schema {version}); upgrade TakeBack",
-                    path=name,
-                )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA cache_size=-32768")  # 32 MiB: the upper tree levels stay hot
-            row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
-            if row is None:
-                raise LogCorruptError(f"{name} has no origin: the log is damaged", path=name)
-            self._origin = row[0]
 
     @property
     def _c(self) -> sqlite3.Connection:
@@ -473,8 +419,8 @@ class RegistrationLog:
             raise LogError("the registration log has been closed")
         return self._conn
 
-    def _translate(self, action: str) -> _SqliteErrors:
-        return _SqliteErrors(str(self.path), action)
+    def _translate(self, action: str) -> _sqlite.SqliteErrors:
+        return _sqlite.SqliteErrors(str(self.path), action, _KIND)
 
     def close(self) -> None:
         """Close the database; calling it twice is harmless."""
@@ -580,22 +526,15 @@ class RegistrationLog:
         """Append leaf data as is (entries, or raw leaves for the RFC test vectors)."""
         salts = salts if salts is not None else [None] * len(encoded)
         bank_ids = bank_ids if bank_ids is not None else [None] * len(encoded)
-        with self._translate("append to"):
-            conn = self._c
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                start = self._size(conn)
-                frontier = self._frontier(conn, start)
-                rows = self._grow(frontier, start, encoded)
-                conn.executemany(
-                    "INSERT INTO entries (idx, data, salt, bank_id) VALUES (?, ?, ?, ?)",
-                    zip(range(start, start + len(encoded)), encoded, salts, bank_ids, strict=True),
-                )
-                conn.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._translate("append to"), _sqlite.write_transaction(self._c) as conn:
+            start = self._size(conn)
+            frontier = self._frontier(conn, start)
+            rows = self._grow(frontier, start, encoded)
+            conn.executemany(
+                "INSERT INTO entries (idx, data, salt, bank_id) VALUES (?, ?, ?, ?)",
+                zip(range(start, start + len(encoded)), encoded, salts, bank_ids, strict=True),
+            )
+            conn.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", rows)
         if batch is None:
             return []
         return [LogEntry(start + i, e, bank_ids[i], salts[i]) for i, e in enumerate(batch)]
@@ -762,26 +701,19 @@ class RegistrationLog:
         token = None if client is None else client.request(note.to_bytes())
         from ..bank.model import utc_now
 
-        with self._translate("write"):
-            conn = self._c
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "INSERT INTO checkpoints (size, note, created_at, tsa_token, tsa_url) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (size) DO UPDATE SET "
-                    "tsa_token = excluded.tsa_token, tsa_url = excluded.tsa_url",
-                    (
-                        size,
-                        note.to_bytes(),
-                        utc_now(),
-                        token,
-                        None if client is None else client.url,
-                    ),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._translate("write"), _sqlite.write_transaction(self._c) as conn:
+            conn.execute(
+                "INSERT INTO checkpoints (size, note, created_at, tsa_token, tsa_url) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (size) DO UPDATE SET "
+                "tsa_token = excluded.tsa_token, tsa_url = excluded.tsa_url",
+                (
+                    size,
+                    note.to_bytes(),
+                    utc_now(),
+                    token,
+                    None if client is None else client.url,
+                ),
+            )
         stored = self._stored_checkpoint(size)
         if stored is None:  # pragma: no cover - just written
             raise LogCorruptError("the checkpoint just written is gone")
