@@ -203,3 +203,17 @@ def test_limits_from_environment_are_validated() -> None:
 def test_hostile_bytes_only_raise_takeback_errors(junk: bytes) -> None:
     with pytest.raises(TakeBackError):
         fingerprint_bytes(junk, name="junk")
+
+
+def test_truncated_files_stay_rejected_after_the_report_writer_is_loaded(
+    astronaut: Image.Image, tmp_path: Path
+) -> None:
+    """WeasyPrint flips Pillow's global LOAD_TRUNCATED_IMAGES when imported."""
+    from takeback.evidence.pdf import _weasyprint
+
+    _weasyprint()
+    data = encode(astronaut, "JPEG", quality=90)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptImageError, match=r"cut\.jpg"):
+        fingerprint_file(path)

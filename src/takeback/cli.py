@@ -67,9 +67,15 @@ app.add_typer(bank_app, name="bank")
 def _register_subcommands() -> None:
     """Command groups that live in their own modules (imported lazily inside them)."""
     from .cli_c2pa import register as register_c2pa
+    from .cli_evidence import register as register_evidence
+    from .cli_examine import register as register_examine
     from .cli_log import log_app
+    from .cli_serve import register as register_serve
 
     register_c2pa(app)
+    register_examine(app)
+    register_evidence(app)
+    register_serve(app)
     app.add_typer(log_app, name="log")
 
 

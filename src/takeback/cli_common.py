@@ -24,6 +24,9 @@ class ExitCode(IntEnum):
     BANK_ERROR = 3
     #: An import file was rejected; nothing was imported.
     IMPORT_REJECTED = 4
+    #: ``evidence verify`` / ``admin audit verify``: the package or the audit log
+    #: was changed after it was written.
+    PACKAGE_BROKEN = 5
     #: A bug in TakeBack: please report it with the output of ``-v``.
     INTERNAL = 70
 

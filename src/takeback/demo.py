@@ -158,7 +158,7 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
                 if expected == "gap":
                     verdict = (
                         "found"
-                        if found == "astronaut.png"
+                        if found == "chelsea.png"
                         else "not found by PDQ: this is the gap the derivative fingerprint closes"
                     )
                 else:
@@ -181,5 +181,48 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
                         "matches": [m.to_dict() for m in result.matches],
                     }
                 )
+    examined = _examine_step(workdir, suspects_dir / "chelsea-heavily-doctored.jpg", say)
+    ok &= examined["verdict"] == "derived" and examined["package_ok"]
     say("[bold green]All expectations held.[/]" if ok else "[bold red]Some expectations failed.[/]")
-    return {"ok": ok, "registered": list(SAMPLE_PHOTOS), "cases": report_cases}
+    return {
+        "ok": ok,
+        "registered": list(SAMPLE_PHOTOS),
+        "cases": report_cases,
+        "examined": examined,
+    }
+
+
+def _examine_step(workdir: Path, suspect: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """Examine the copy PDQ missed against its original and write an evidence package."""
+    from .evidence import CaseInfo, verify_package, write_package
+    from .examine.pipeline import examine
+
+    say("[bold]4. Examine the copy PDQ missed against the original, write evidence[/]")
+    original = sample_photo("chelsea.png")
+    result = examine(suspect, original=original)
+    a = result.alignment
+    where = "" if a is None else f", aligned at scale {a.scale:.2f} ({a.inliers} matches)"
+    say(
+        f"   {suspect.name}: {result.verdict.value}, {result.altered_fraction:.0%} of the "
+        f"picture altered in {len(result.regions)} region(s){where}"
+    )
+    package = workdir / "evidence-chelsea"
+    written = write_package(
+        package,
+        result,
+        suspect_path=suspect,
+        original_path=original,
+        case=CaseInfo(case_id="demo", seen_url="https://example.invalid/post/1"),
+    )
+    check = verify_package(package)
+    say(
+        f"   evidence package: report.pdf, report.html, report.json, custody log; "
+        f"{check.checked} hashes re-checked: {'intact' if check.ok else 'BROKEN'}"
+    )
+    return {
+        "suspect": suspect.name,
+        "verdict": result.verdict.value,
+        "altered_fraction": round(result.altered_fraction, 4),
+        "package_sha256": written.sha256,
+        "package_ok": check.ok,
+    }

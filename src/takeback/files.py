@@ -9,14 +9,17 @@ error, so the rest of a batch still runs.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from .errors import FileAccessError, TakeBackError
 
-__all__ = ["IMAGE_EXTENSIONS", "InputItem", "collect_inputs"]
+__all__ = ["IMAGE_EXTENSIONS", "InputItem", "collect_inputs", "write_atomic"]
 
 #: File extensions picked up when a directory is searched (case-insensitive).
 IMAGE_EXTENSIONS: Final = frozenset(
@@ -114,3 +117,30 @@ def _walk(root: str) -> list[InputItem]:
             if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 found.append(InputItem(os.path.join(dirpath, name)))
     return found
+
+
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes, *, hint: str = "choose another path"
+) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    A crash leaves either the old file or the new one, never half of it.
+    Raises :class:`FileAccessError` (with ``hint``) when the folder is not writable.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    except OSError as exc:
+        raise FileAccessError(
+            f"cannot write to {directory} ({exc.strerror}); {hint}", path=str(path)
+        ) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -263,21 +263,7 @@ class SqliteStore(Store):
             next_seq += 1
             if key is not None and seen is not None:
                 seen[key] = entry_id
-            rows.append(
-                (
-                    entry_id,
-                    entry.label,
-                    _blob(entry.sha256),
-                    _blob(entry.md5),
-                    None if entry.pdq is None else entry.pdq.value,
-                    entry.quality,
-                    entry.width,
-                    entry.height,
-                    entry.added_at,
-                    entry.source,
-                    seq,
-                )
-            )
+            rows.append(entry_row(entry, entry_id, seq))
             change_rows.append((seq, "add", entry_id, now))
             results.append(AddResult(id=entry_id))
         conn.executemany(
@@ -354,7 +340,7 @@ class SqliteStore(Store):
                 for row in self._c.execute(
                     f"SELECT {self._COLUMNS} FROM entries WHERE id IN ({marks})", part
                 ):
-                    entry = _entry(row)
+                    entry = entry_from_row(row)
                     out[row[0]] = entry
         return out
 
@@ -371,7 +357,7 @@ class SqliteStore(Store):
             if not rows:
                 return
             for row in rows:
-                yield _entry(row)
+                yield entry_from_row(row)
             last = rows[-1][0]
             if remaining is not None:
                 remaining -= len(rows)
@@ -391,7 +377,7 @@ class SqliteStore(Store):
                 f"SELECT {self._COLUMNS} FROM entries WHERE {' OR '.join(clauses)} ORDER BY id",
                 params,
             ).fetchall()
-        return [_entry(r) for r in rows]
+        return [entry_from_row(r) for r in rows]
 
     def pdq_arrays(self, *, min_quality: int = 0) -> tuple[np.ndarray, np.ndarray]:
         ids: list[int] = []
@@ -451,13 +437,31 @@ def _blob(hex_digest: str | None) -> bytes | None:
     return None if hex_digest is None else bytes.fromhex(hex_digest)
 
 
-def _entry(row: Sequence[Any]) -> BankEntry:
+def entry_row(entry: BankEntry, entry_id: int, seq: int) -> tuple[Any, ...]:
+    """The stored row of an entry, in the column order every store uses."""
+    return (
+        entry_id,
+        entry.label,
+        _blob(entry.sha256),
+        _blob(entry.md5),
+        None if entry.pdq is None else entry.pdq.value,
+        entry.quality,
+        entry.width,
+        entry.height,
+        entry.added_at,
+        entry.source,
+        seq,
+    )
+
+
+def entry_from_row(row: Sequence[Any]) -> BankEntry:
+    """The entry of a stored row (digests as bytes, memoryview or bytea)."""
     (entry_id, label, sha256, md5, pdq, quality, width, height, added_at, source, seq) = row
     return BankEntry(
         id=entry_id,
         label=label,
-        sha256=None if sha256 is None else sha256.hex(),
-        md5=None if md5 is None else md5.hex(),
+        sha256=None if sha256 is None else bytes(sha256).hex(),
+        md5=None if md5 is None else bytes(md5).hex(),
         pdq=None if pdq is None else PdqHash(bytes(pdq)),
         quality=quality,
         width=width,

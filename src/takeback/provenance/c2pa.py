@@ -56,7 +56,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -65,6 +64,7 @@ import c2pa
 
 from .. import __version__
 from ..errors import CorruptImageError, FileAccessError, InputError, TakeBackError
+from ..files import write_atomic
 from ..imageio import ImageLimits, read_bytes
 from .keys import CallbackSigner, CertificateError, LocalSigner, Signer, load_certificates
 
@@ -310,25 +310,6 @@ def _check_output(output: Path, photo: Path, force: bool) -> None:
         )
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    except OSError as exc:
-        raise FileAccessError(
-            f"cannot write to {directory} ({exc.strerror}); choose another -o", path=str(path)
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def sign_photo(
     photo: str | os.PathLike[str],
     signer: Signer,
@@ -422,7 +403,7 @@ def sign_photo(
         ) from exc
     if not manifest:
         raise SigningError(f"{name}: the C2PA library returned no manifest", path=name)
-    _write_atomic(target, dest.getvalue() if embed else manifest)
+    write_atomic(target, dest.getvalue() if embed else manifest, hint="choose another -o")
     return SignResult(
         path=name,
         output=str(target),

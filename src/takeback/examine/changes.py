@@ -1,0 +1,383 @@
+"""Find the pixels of a suspect that differ from its aligned original.
+
+Given the transform from :mod:`takeback.examine.align`, the original is warped
+into the suspect's grid and compared pixel by pixel. Reposting changes every
+pixel a little (resampling, gamma, re-compression) and nothing a lot; a
+replaced region changes colour, texture or both. The steps:
+
+1. **Warp** the original into the suspect's grid (area-averaged to the right
+   scale first, so no aliasing), with the mask of pixels that show the
+   original (``compared``): borders, caption bars and outside areas are left out.
+2. **Refine** the transform with ECC (``cv2.findTransformECC``) on the pixels
+   not (yet) found altered.
+3. **Compensate colour**: a monotone lookup table per channel fitted on unchanged
+   pixels (undoes gamma, brightness, contrast and colour casts), then
+   re-compress the warped original at the suspect's JPEG quality.
+4. **Measure** three disagreements, each tolerant to a one-pixel misalignment
+   (the suspect is compared with the range of the original in a 3x3
+   neighbourhood): colour distance ΔE in CIELAB, local structure (1 - SSIM) and
+   gradient magnitude difference. Each is divided by its threshold; the
+   per-pixel maximum is the *change strength* (the heatmap; 1 = threshold).
+5. **Clean up**: smooth, threshold at 1, open and close, drop components
+   smaller than :data:`MIN_REGION` of the compared area, fill holes.
+
+Steps 2-5 run twice: the second pass fits ECC and colour on pixels outside the
+first pass's mask, so a large replaced region cannot bias them.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Final
+
+import cv2
+import numpy as np
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+__all__ = [
+    "THRESHOLDS",
+    "ChangeMap",
+    "detect_changes",
+    "frame_mask",
+    "warp_original",
+]
+
+#: Change thresholds: ΔE (CIELAB, after colour compensation), 1 - SSIM, and
+#: gradient-magnitude difference (0-255 grey levels per pixel).
+THRESHOLDS: Final = {"delta_e": 6.0, "dssim": 0.3, "gradient": 25.0}
+#: Components smaller than this share of the compared area are dropped.
+MIN_REGION: Final = 0.002
+#: Pixels next to the edge of the compared area that are not judged.
+EDGE_PX: Final = 8
+#: Holes up to this share of the compared area inside a region are filled.
+MAX_HOLE: Final = 0.02
+#: Colour tolerance (0-255 per channel) of a border or caption bar.
+FRAME_TOLERANCE: Final = 14
+#: A border or caption bar is at most this share of a side.
+FRAME_MAX: Final = 0.25
+#: Longest side the comparison runs at; larger suspects are compared downscaled.
+COMPARE_SIDE: Final = 1024
+
+
+@dataclass(slots=True)
+class ChangeMap:
+    """Per-pixel comparison of suspect and original, in the comparison grid.
+
+    Attributes
+    ----------
+    mask : (M, N) bool
+        Altered pixels.
+    compared : (M, N) bool
+        Pixels that show the original.
+    strength : (M, N) float32
+        Change strength, 1.0 at the threshold.
+    aligned : (M, N, 3) uint8
+        The original warped and colour-compensated into the grid.
+    matrix : (3, 3) float
+        The refined transform from the original's working image to this grid.
+    """
+
+    mask: np.ndarray
+    compared: np.ndarray
+    strength: np.ndarray
+    aligned: np.ndarray
+    matrix: np.ndarray
+
+
+def warp_original(
+    original: np.ndarray, matrix: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp ``original`` by ``matrix`` into a grid of ``shape`` = (rows, cols).
+
+    Downscales with area averaging first when the transform shrinks, so the
+    warp itself only interpolates at about 1:1. Returns the warped image and the
+    mask of grid pixels inside the original.
+    """
+    a = matrix[:2, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(a))))
+    src = original
+    m = matrix
+    if scale < 0.8:
+        h, w = original.shape[:2]
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        src = cv2.resize(original, (nw, nh), interpolation=cv2.INTER_AREA)
+        pre = np.array(
+            [[nw / w, 0, 0.5 * nw / w - 0.5], [0, nh / h, 0.5 * nh / h - 0.5], [0, 0, 1.0]]
+        )
+        m = matrix @ np.linalg.inv(pre)
+    rows, cols = shape
+    warped = cv2.warpAffine(
+        src, m[:2], (cols, rows), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    inside = cv2.warpAffine(
+        np.full(src.shape[:2], 255, np.uint8),
+        m[:2],
+        (cols, rows),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    return warped, inside > 0
+
+
+def _ecc_refine(
+    original: np.ndarray, matrix: np.ndarray, suspect_grey: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Refine ``matrix`` (original -> grid) by ECC on the ``valid`` pixels."""
+    if valid.sum() < 2000:
+        return matrix
+    warped, _ = warp_original(original, matrix, suspect_grey.shape)
+    wg = cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # find a small correction C with warped(C x) ~ suspect(x); then matrix' = C^-1 matrix
+    c: np.ndarray = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
+    try:
+        _, c = cv2.findTransformECC(
+            suspect_grey.astype(np.float32),
+            wg,
+            c,
+            cv2.MOTION_AFFINE,
+            criteria,
+            valid.astype(np.uint8),
+            3,
+        )
+    except cv2.error:
+        return matrix
+    c3 = np.vstack([c.astype(np.float64), [0, 0, 1.0]])
+    if np.abs(c3[:2, 2]).max() > 6 or np.abs(c3[:2, :2] - np.eye(2)).max() > 0.03:
+        return matrix  # ECC wandered off; keep the feature fit
+    return np.linalg.inv(c3) @ matrix
+
+
+def _gamma_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Fit ``y = a * x**g + b`` (0-1 scale; g on a grid, a and b by least squares).
+
+    Returns the 256-entry curve. A smooth global model: it extrapolates sanely to
+    levels the fitting pixels do not cover (a sky with no features in it).
+    """
+    xs = x / 255.0
+    ys = y / 255.0
+    best: tuple[float, np.ndarray] | None = None
+    grid = np.arange(256) / 255.0
+    for g in np.geomspace(0.5, 2.0, 25):
+        xg = xs**g
+        design = np.stack([xg, np.ones_like(xg)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
+        resid = float(np.mean(np.abs(design @ coef - ys)))
+        if best is None or resid < best[0]:
+            best = (resid, 255.0 * (coef[0] * grid**g + coef[1]))
+    assert best is not None
+    return best[1]
+
+
+def _colour_lut(src: np.ndarray, dst: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-channel monotone LUT taking ``src`` values to ``dst`` on ``valid`` pixels.
+
+    Levels with enough valid pixels take the mean of ``dst`` there; other
+    levels follow a gamma-gain-offset curve fitted on the same pixels, so levels
+    absent from the fitting area are mapped plausibly rather than clamped.
+    """
+    out = np.empty_like(src)
+    rng = np.random.default_rng(0)
+    for ch in range(3):
+        s = src[..., ch][valid].astype(np.int64)
+        d = dst[..., ch][valid].astype(np.float64)
+        if s.size < 500:
+            out[..., ch] = src[..., ch]
+            continue
+        pick = rng.choice(s.size, min(s.size, 20000), replace=False)
+        curve = _gamma_fit(s[pick].astype(np.float64), d[pick])
+        count = np.bincount(s, minlength=256).astype(np.float64)
+        total = np.bincount(s, weights=d, minlength=256)
+        levels = np.nonzero(count >= 5)[0]
+        lut = curve.copy()
+        if levels.size >= 4:
+            means = total[levels] / count[levels]
+            lut[levels[0] : levels[-1] + 1] = np.interp(
+                np.arange(levels[0], levels[-1] + 1), levels, means
+            )
+            # continue the fitted curve beyond the covered range, joined without a step
+            lut[: levels[0]] += means[0] - curve[levels[0]]
+            lut[levels[-1] + 1 :] += means[-1] - curve[levels[-1]]
+        lut = np.maximum.accumulate(lut)  # monotone
+        out[..., ch] = np.clip(lut + 0.5, 0, 255).astype(np.uint8)[src[..., ch]]
+    return out
+
+
+def _near(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels within a small radius of ``points`` (x, y)."""
+    out = np.zeros(shape, np.uint8)
+    r = max(4, round(min(shape) / 25))
+    for x, y in np.round(points).astype(int):
+        cv2.circle(out, (int(x), int(y)), r, 1, -1)
+    return out > 0
+
+
+def frame_mask(suspect: np.ndarray, aligned: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """Borders and caption bars added around the picture: bands along an edge.
+
+    A line (row or column) counting inward from an edge belongs to a band while
+    at least half of its pixels have the colour of the band's outermost line
+    (within ``FRAME_TOLERANCE``) and at least half differ from the original
+    there, so the original's own flat sky or wall is not mistaken for a frame.
+    Caption text does not stop a band; a band may be followed by another (a
+    caption bar outside a border). Up to :data:`FRAME_MAX` of each side.
+    """
+    h, w = compared.shape
+    frame = np.zeros((h, w), bool)
+    s16 = suspect.astype(np.int16)
+    a16 = aligned.astype(np.int16)
+    for side in range(4):
+        s = np.rot90(s16, side)
+        a = np.rot90(a16, side)
+        limit = int(s.shape[0] * FRAME_MAX)
+        depth = 0
+        for _ in range(6):  # stacked bands: caption bar, border, a text line between
+            start = depth
+            if start >= limit:
+                break
+            ref = np.median(s[start], axis=0)
+            misses = 0
+            for i in range(start, limit):
+                same = (np.abs(s[i] - ref).max(axis=1) <= FRAME_TOLERANCE).mean()
+                differs = (np.abs(s[i] - a[i]).max(axis=1) > FRAME_TOLERANCE).mean()
+                if same >= 0.5 and differs >= 0.5:
+                    depth = i + 1
+                    misses = 0
+                else:
+                    misses += 1
+                    if misses > 2:
+                        break
+            if depth == start:
+                break
+        if depth:
+            band = np.zeros_like(np.rot90(frame, side))
+            band[:depth] = True
+            frame |= np.rot90(band, -side)
+    return frame
+
+
+def _recompress(image: np.ndarray, quality: int | None) -> np.ndarray:
+    if quality is None:
+        return image
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "JPEG", quality=int(quality))
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _range_distance(s: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """Distance of ``s`` from the 3x3 neighbourhood range of ``o`` (per channel, >= 0)."""
+    k = np.ones((3, 3), np.uint8)
+    lo = cv2.erode(o, k)
+    hi = cv2.dilate(o, k)
+    return np.maximum(np.maximum(lo - s, s - hi), 0)
+
+
+def components(suspect: np.ndarray, aligned: np.ndarray) -> dict[str, np.ndarray]:
+    """The three disagreement maps of two aligned RGB images, in their own units."""
+    s = cv2.GaussianBlur(suspect, (0, 0), 1.0)
+    o = cv2.GaussianBlur(aligned, (0, 0), 1.0)
+    sl = cv2.cvtColor(s.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    ol = cv2.cvtColor(o.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    d = _range_distance(sl, ol)
+    delta_e = np.sqrt((d**2).sum(axis=2))
+    sg = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
+    og = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY)
+    _, ssim = structural_similarity(sg, og, win_size=7, full=True, data_range=255)
+    dssim = np.clip(1.0 - ssim, 0, 2).astype(np.float32)
+    sgf, og_f = sg.astype(np.float32), og.astype(np.float32)
+    gs = cv2.magnitude(cv2.Sobel(sgf, cv2.CV_32F, 1, 0), cv2.Sobel(sgf, cv2.CV_32F, 0, 1))
+    go = cv2.magnitude(cv2.Sobel(og_f, cv2.CV_32F, 1, 0), cv2.Sobel(og_f, cv2.CV_32F, 0, 1))
+    # Sobel magnitudes are about 4x grey-level differences
+    grad = _range_distance(cv2.GaussianBlur(gs, (0, 0), 1.5), cv2.GaussianBlur(go, (0, 0), 1.5)) / 4
+    return {"delta_e": delta_e, "dssim": dssim, "gradient": grad}
+
+
+def combine(maps: dict[str, np.ndarray], thresholds: dict[str, float] = THRESHOLDS) -> np.ndarray:
+    """Change strength: the per-pixel maximum of each map over its threshold, smoothed."""
+    strength = np.maximum.reduce([maps[k] / thresholds[k] for k in thresholds])
+    return cv2.GaussianBlur(strength.astype(np.float32), (0, 0), 2.0)
+
+
+def _clean(raw: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """Open, close, drop small components and fill holes."""
+    h, w = raw.shape
+    r = max(1, round(min(h, w) / 200))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    m = cv2.morphologyEx(raw.astype(np.uint8), cv2.MORPH_OPEN, disk)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, disk, iterations=2) & compared.astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    min_area = MIN_REGION * max(1, int(compared.sum()))
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    m = keep[labels].astype(np.uint8)
+    # fill holes: background not reachable from the border
+    inv = 1 - m
+    n2, lab2, st2, _ = cv2.connectedComponentsWithStats(inv, connectivity=4)
+    border = set(np.unique(np.concatenate([lab2[0], lab2[-1], lab2[:, 0], lab2[:, -1]])).tolist())
+    max_hole = MAX_HOLE * max(1, int(compared.sum()))
+    holes = np.array([i not in border and st2[i, cv2.CC_STAT_AREA] <= max_hole for i in range(n2)])
+    filled = m.astype(bool) | (holes[lab2] & (inv > 0))
+    return filled & compared
+
+
+def detect_changes(
+    original: np.ndarray,
+    matrix: np.ndarray,
+    suspect: np.ndarray,
+    *,
+    jpeg_quality: int | None = None,
+    trusted_points: np.ndarray | None = None,
+    passes: int = 2,
+) -> ChangeMap:
+    """Compare ``suspect`` with ``original`` mapped into its grid by ``matrix``.
+
+    Parameters
+    ----------
+    original : (P, Q, 3) uint8 array
+    matrix : (3, 3) float array
+        From ``original`` pixel coordinates to ``suspect`` ones.
+    suspect : (M, N, 3) uint8 array
+        Compared as given (the caller downscales big suspects).
+    jpeg_quality : int, optional
+        The suspect's estimated JPEG quality; the warped original is
+        re-compressed at it so both carry the same artefacts.
+    trusted_points : (K, 2) float array, optional
+        Suspect points ``(x, y)`` known to show the original (the alignment's
+        inliers); the first pass fits colour near them only, so a large
+        replaced region cannot pull the colour fit towards itself.
+    passes : int
+        Detection passes; the second fits alignment and colour without the
+        pixels the first found altered.
+    """
+    grey = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
+    _, inside = warp_original(original, matrix, grey.shape)
+    # the comparison's blurs and windows reach EDGE_PX into the picture from a border
+    erode = max(EDGE_PX, round(min(grey.shape) / 150))
+    compared = cv2.erode(inside.astype(np.uint8), np.ones((2 * erode + 1,) * 2, np.uint8)) > 0
+    mask = np.zeros_like(compared)
+    strength = np.zeros(grey.shape, np.float32)
+    aligned = suspect
+    trusted = _near(trusted_points, grey.shape) & compared if trusted_points is not None else None
+    warped, _ = warp_original(original, matrix, grey.shape)
+    frame = frame_mask(suspect, warped, compared)
+    if frame.any():
+        edge = cv2.dilate(frame.astype(np.uint8), np.ones((2 * erode + 1,) * 2, np.uint8)) > 0
+        compared &= ~edge
+    for i in range(max(1, passes)):
+        if i == 0 and trusted is not None and trusted.sum() >= 2000:
+            valid = trusted
+        else:
+            keep_out = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+            valid = compared & ~keep_out
+        matrix = _ecc_refine(original, matrix, grey, valid)
+        warped, _ = warp_original(original, matrix, grey.shape)
+        aligned = _recompress(_colour_lut(warped, suspect, valid), jpeg_quality)
+        strength = combine(components(suspect, aligned))
+        strength[~compared] = 0
+        mask = _clean(strength >= 1.0, compared)
+    return ChangeMap(
+        mask=mask, compared=compared, strength=strength, aligned=aligned, matrix=matrix
+    )

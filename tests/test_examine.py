@@ -1,0 +1,358 @@
+"""``takeback examine``: alignment, altered pixels, verdicts, the command and its outputs.
+
+Every suspect is a real sample photo with benign edits made in code: an
+ellipse replaced by another photo's content, then reposting transforms.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from takeback.examine.model import ExamineVerdict
+from takeback.examine.pipeline import examine
+from takeback.imageio import load_rgb
+
+from .helpers import doctored_copy, encode, write
+
+
+def _f1(mask: np.ndarray, truth: np.ndarray) -> float:
+    tp = int((mask & truth).sum())
+    return 2 * tp / max(1, int(mask.sum()) + int(truth.sum()))
+
+
+@pytest.fixture(scope="module")
+def pair(
+    tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]
+) -> tuple[Path, Path, np.ndarray]:
+    """astronaut.png and a doctored repost: 30% replaced, crop, flip, rotation, resize."""
+    d = tmp_path_factory.mktemp("pair")
+    original = photos["astronaut.png"]
+    data, truth = doctored_copy(
+        load_rgb(original),
+        load_rgb(photos["coffee.png"]),
+        replaced=0.3,
+        flip=True,
+        rotate=4.0,
+        crop=(0.08, 0.05, 0.95, 0.97),
+        scale=0.7,
+        quality=70,
+    )
+    return original, write(d / "fake.jpg", data), truth
+
+
+@pytest.mark.parametrize(
+    ("photo", "donor", "edits"),
+    [
+        ("astronaut.png", "coffee.png", {"flip": True, "rotate": 4.0, "scale": 0.7}),
+        ("chelsea.png", "rocket.jpg", {"crop": (0.1, 0.0, 1.0, 0.9), "quality": 60}),
+        ("coffee.png", "chelsea.png", {"rotate": -6.0, "border": 12, "scale": 0.8}),
+        ("motorcycle_left.png", "astronaut.png", {"flip": True, "scale": 0.5}),
+    ],
+)
+def test_doctored_copy_is_derived_and_the_mask_finds_the_replaced_region(
+    tmp_path: Path, photos: dict[str, Path], photo: str, donor: str, edits: dict[str, object]
+) -> None:
+    original = photos[photo]
+    data, truth = doctored_copy(load_rgb(original), load_rgb(photos[donor]), replaced=0.35, **edits)  # type: ignore[arg-type]
+    suspect = write(tmp_path / "fake.jpg", data)
+    result = examine(suspect, original=original)
+    assert result.verdict is ExamineVerdict.DERIVED
+    assert result.mask is not None and result.mask.shape == truth.shape
+    assert _f1(result.mask, truth) >= 0.8
+    assert result.alignment is not None
+    assert result.alignment.mirrored is bool(edits.get("flip", False))
+    assert 0.2 <= result.altered_fraction <= 0.6
+    assert result.regions and result.regions[0].share > 0.1
+    assert 0.0 < result.confidence <= 1.0
+
+
+def test_untouched_repost_is_identical_with_no_altered_area(
+    tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    original = photos["chelsea.png"]
+    data, _ = doctored_copy(
+        load_rgb(original),
+        None,
+        flip=True,
+        rotate=5.0,
+        crop=(0.1, 0.1, 0.9, 0.95),
+        scale=0.6,
+        border=10,
+        quality=65,
+    )
+    result = examine(write(tmp_path / "repost.jpg", data), original=original)
+    assert result.verdict is ExamineVerdict.IDENTICAL
+    assert result.mask is not None and result.compared is not None
+    assert result.mask.sum() <= 0.005 * result.compared.sum()
+    assert result.alignment is not None and result.alignment.mirrored
+    # the border is not part of what was compared
+    assert not result.compared[:5].any() and not result.compared[:, :5].any()
+
+
+def test_alignment_matrix_maps_original_pixels_onto_the_suspect(
+    pair: tuple[Path, Path, np.ndarray],
+) -> None:
+    original, suspect, _ = pair
+    result = examine(suspect, original=original)
+    assert result.alignment is not None and result.alignment.mirrored
+    assert result.alignment.scale == pytest.approx(0.7, abs=0.02)
+    assert abs(result.alignment.rotation_deg) == pytest.approx(4.0, abs=0.5)
+    # the original's pixels, mapped, equal the suspect's outside the altered area
+    o = load_rgb(original).astype(np.float32)
+    s = load_rgb(suspect).astype(np.float32)
+    m = np.linalg.inv(result.alignment.matrix)
+    keep = ~result.mask if result.mask is not None else np.ones(s.shape[:2], bool)
+    ys, xs = np.nonzero(keep)
+    pick = np.random.default_rng(0).choice(len(xs), 400, replace=False)
+    pts = m @ np.stack([xs[pick], ys[pick], np.ones(400)])
+    ox, oy = np.round(pts[0]).astype(int), np.round(pts[1]).astype(int)
+    ok = (ox >= 0) & (oy >= 0) & (ox < o.shape[1]) & (oy < o.shape[0])
+    diff = np.abs(o[oy[ok], ox[ok]].mean(1) - s[ys[pick][ok], xs[pick][ok]].mean(1))
+    assert np.median(diff) < 20
+
+
+def test_unrelated_photo_is_not_derived(
+    tmp_path: Path,
+    photos: dict[str, Path],
+    unrelated: dict[str, Path],
+    pair: tuple[Path, Path, np.ndarray],
+) -> None:
+    _, suspect, _ = pair
+    result = examine(suspect, original=photos["chelsea.png"])
+    assert result.verdict is ExamineVerdict.NOT_DERIVED
+    assert result.mask is None and result.alignment is None
+
+
+def test_without_original_only_marks_are_read(pair: tuple[Path, Path, np.ndarray]) -> None:
+    _, suspect, _ = pair
+    result = examine(suspect)
+    assert result.verdict is ExamineVerdict.INCONCLUSIVE
+    doc = result.to_dict()
+    assert doc["marks"]["found"] is False
+    assert doc["blind"]["label"].startswith("weak")
+    assert "No original" in doc["notes"][0]
+
+
+def test_json_contract_and_mask_file(
+    cli: Callable[..., object], tmp_path: Path, pair: tuple[Path, Path, np.ndarray]
+) -> None:
+    original, suspect, truth = pair
+    mask_png = tmp_path / "mask.png"
+    res = cli(
+        "examine",
+        suspect,
+        "--original",
+        original,
+        "--mask-out",
+        mask_png,
+        "--overlay-out",
+        tmp_path / "overlay.png",
+        "--heatmap-out",
+        tmp_path / "heat.png",
+        "--json",
+    )
+    assert res.code == 0, res.stderr  # type: ignore[attr-defined]
+    doc = json.loads(res.stdout)  # type: ignore[attr-defined]
+    assert doc["schema"] == "takeback.examination/1"
+    assert doc["verdict"] == "derived"
+    assert set(doc) >= {
+        "verdict",
+        "confidence",
+        "altered_fraction",
+        "regions",
+        "alignment",
+        "marks",
+        "blind",
+        "parameters",
+        "notes",
+        "suspect",
+        "original",
+    }
+    assert set(doc["alignment"]) >= {"matrix", "mirrored", "coverage"}
+    assert doc["alignment"]["mirrored"] is True
+    assert np.asarray(doc["alignment"]["matrix"]).shape == (3, 3)
+    region = doc["regions"][0]
+    assert set(region) == {"bbox", "area", "share"}
+    with Image.open(mask_png) as img:
+        mask = np.asarray(img) > 127
+    assert mask.shape == truth.shape
+    assert _f1(mask, truth) >= 0.8
+    for name in ("overlay.png", "heat.png"):
+        with Image.open(tmp_path / name) as img:
+            assert img.size == (truth.shape[1], truth.shape[0])
+
+
+def test_human_output_says_the_verdict_in_words(
+    cli: Callable[..., object], pair: tuple[Path, Path, np.ndarray]
+) -> None:
+    original, suspect, _ = pair
+    res = cli("examine", suspect, "--original", original)
+    assert res.code == 0  # type: ignore[attr-defined]
+    assert "DERIVED" in res.stdout and "altered:" in res.stdout  # type: ignore[attr-defined]
+    assert "mirrored" in res.stdout  # type: ignore[attr-defined]
+
+
+def test_bank_finds_the_original_and_the_report_carries_its_log_entry(
+    cli: Callable[..., object], tmp_path: Path, pair: tuple[Path, Path, np.ndarray]
+) -> None:
+    original, suspect, _ = pair
+    bank = tmp_path / "bank"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    mine = write(folder / "me.png", original.read_bytes())
+    res = cli("bank", "add", mine, "--bank", bank, "--log")
+    assert res.code == 0, res.stderr  # type: ignore[attr-defined]
+    report = tmp_path / "case"
+    res = cli(
+        "examine",
+        suspect,
+        "--bank",
+        bank,
+        "--originals",
+        folder,
+        "--report",
+        report,
+        "--case-id",
+        "T-1",
+        "--seen-url",
+        "https://forum.invalid/t/1",
+        "--seen-at",
+        "2026-11-20T18:30:00Z",
+        "--account",
+        "@someone",
+        "--json",
+    )
+    assert res.code == 0, res.stderr  # type: ignore[attr-defined]
+    doc = json.loads(res.stdout)  # type: ignore[attr-defined]
+    assert doc["verdict"] == "derived"
+    # PDQ misses a copy with 30% replaced and turned; the folder is searched by features
+    assert doc["match"]["method"] in ("pdq", "features")
+    assert doc["original"]["name"] == "me.png"
+    package = json.loads((report / "report.json").read_text())
+    log = package["provenance"]["log"]
+    assert log["verified"] is True
+    assert log["entry"]["sha256"] == doc["original"]["sha256"]
+    assert package["provenance"]["c2pa"]["status"] == "none"
+    res = cli("evidence", "verify", report)
+    assert res.code == 0, res.stdout + res.stderr  # type: ignore[attr-defined]
+
+
+def test_bank_match_without_the_file_is_inconclusive_and_says_what_to_do(
+    cli: Callable[..., object], tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    original = photos["chelsea.png"]
+    data, _ = doctored_copy(load_rgb(original), None, flip=True, scale=0.8, quality=80)
+    suspect = write(tmp_path / "repost.jpg", data)
+    bank = tmp_path / "bank"
+    assert cli("bank", "add", original, "--bank", bank).code == 0  # type: ignore[attr-defined]
+    res = cli("examine", suspect, "--bank", bank)
+    assert res.code == 0  # type: ignore[attr-defined]
+    assert "INCONCLUSIVE" in res.stdout  # type: ignore[attr-defined]
+    assert "chelsea.png" in res.stderr and "--originals" in res.stderr  # type: ignore[attr-defined]
+    res = cli("examine", suspect, "--bank", bank, "--json")
+    assert json.loads(res.stdout)["match"]["method"] == "pdq"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "words"),
+    [
+        (lambda p: write(p, b"not an image at all"), 1, "not an image"),
+        (lambda p: write(p, b"\xff\xd8\xff\xe0" + b"\x00" * 40), 1, ""),
+        (lambda p: p, 1, "fake.jpg"),  # does not exist
+    ],
+)
+def test_bad_suspects_give_a_clear_message_and_exit_1(
+    cli: Callable[..., object],
+    tmp_path: Path,
+    photos: dict[str, Path],
+    make: Callable[[Path], Path],
+    code: int,
+    words: str,
+) -> None:
+    suspect = make(tmp_path / "fake.jpg")
+    res = cli("examine", suspect, "--original", photos["astronaut.png"])
+    assert res.code == code  # type: ignore[attr-defined]
+    assert "fake.jpg" in res.stderr and words in res.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in res.stderr  # type: ignore[attr-defined]
+
+
+def test_bad_original_and_bad_options(
+    cli: Callable[..., object], tmp_path: Path, pair: tuple[Path, Path, np.ndarray]
+) -> None:
+    original, suspect, _ = pair
+    broken = write(tmp_path / "orig.png", original.read_bytes()[:3000])
+    res = cli("examine", suspect, "--original", broken, "--json")
+    assert res.code == 1  # type: ignore[attr-defined]
+    assert json.loads(res.stdout)["error"]["code"] == "corrupt_image"  # type: ignore[attr-defined]
+    res = cli("examine", suspect, "--original", original, "--bank", tmp_path / "b")
+    assert res.code == 2  # type: ignore[attr-defined]
+    res = cli("examine", suspect, "--heatmap-out", tmp_path / "h.png")
+    assert res.code == 1 and "--original" in res.stderr  # type: ignore[attr-defined]
+    res = cli(
+        "examine",
+        suspect,
+        "--original",
+        original,
+        "--mask-out",
+        tmp_path / "no" / "such" / "dir" / "m.png",
+    )
+    assert res.code == 1 and "cannot write" in res.stderr  # type: ignore[attr-defined]
+
+
+def test_report_says_the_original_is_signed_and_registered_before_the_fake(
+    cli: Callable[..., object], tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    """Issue 5, part 4: the package carries the original's C2PA result and log proof."""
+    from takeback.evidence import verify_package
+    from takeback.provenance.log import RegistrationLog, verify_proof
+    from takeback.provenance.log_note import NoteVerifier
+
+    # a JPEG original, signed with a sidecar (it stays byte-identical) and logged
+    original = write(
+        tmp_path / "mine" / "me.jpg",
+        encode(Image.open(photos["chelsea.png"]).convert("RGB"), quality=92),
+    )
+    bank, keys_dir = tmp_path / "bank", tmp_path / "keys"
+    assert cli("keys", "init", "--dir", keys_dir).code == 0  # type: ignore[attr-defined]
+    res = cli("sign", original, "--key", keys_dir / "signer.key", "--cert", keys_dir / "signer.pem")
+    assert res.code == 0, res.stderr  # type: ignore[attr-defined]
+    res = cli("bank", "add", original, "--bank", bank, "--log")
+    assert res.code == 0, res.stderr  # type: ignore[attr-defined]
+    data, _ = doctored_copy(
+        load_rgb(original), load_rgb(photos["coffee.png"]), replaced=0.3, flip=True, scale=0.7
+    )
+    suspect = write(tmp_path / "fake.jpg", data)
+    report = tmp_path / "case"
+    res = cli(
+        "examine",
+        suspect,
+        "--bank",
+        bank,
+        "--originals",
+        original.parent,
+        "--report",
+        report,
+        "--trust-anchors",
+        keys_dir / "ca.pem",
+        "--json",
+    )
+    assert res.code == 0, res.stderr  # type: ignore[attr-defined]
+    package = json.loads((report / "report.json").read_text())
+    prov = package["provenance"]
+    assert prov["c2pa"]["status"] == "trusted"
+    log = prov["log"]
+    assert log["verified"] is True
+    assert log["entry"]["registered_at"] <= package["package"]["generated_at"]
+    # the proof in the package verifies offline with nothing but the log's public key
+    with RegistrationLog.open(bank) as reg:
+        vkey = reg.verifier.vkey
+    sha = package["examination"]["original"]["sha256"]
+    check = verify_proof(log["proof"].encode(), NoteVerifier.from_vkey(vkey), sha256=sha)
+    assert check.ok
+    assert verify_package(report).ok
