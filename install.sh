@@ -15,6 +15,8 @@ ldconfig -p 2>/dev/null | grep -q libharfbuzz-subset || need+=(libharfbuzz-subse
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 # the tests start a private PostgreSQL server on 127.0.0.1 (bank store contract)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+# the local app's browser tests (tests/test_app_browser.py) drive Debian's Chromium
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if ((${#need[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

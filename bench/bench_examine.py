@@ -206,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unrelated", type=int, default=100)
     p.add_argument("--rounds", type=int, default=3, help="timing rounds per 12-MP pair")
     p.add_argument("--skip-suite", action="store_true")
+    p.add_argument("--skip-12mp", action="store_true")
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     out: dict[str, Any] = {
@@ -219,9 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_suite:
         out["suite"] = run_suite(args.suite, args.limit)
         out["unrelated"] = run_unrelated(args.suite, args.unrelated)
-    out["12mp"] = run_12mp(args.rounds)
+    if not args.skip_12mp:
+        out["12mp"] = run_12mp(args.rounds)
     out["machine"]["load_after"] = os.getloadavg()
-    dest = HERE / "out" / "examine.json"
+    parts = ("" if not args.skip_suite else "-timing") + ("" if not args.skip_12mp else "-suite")
+    dest = HERE / "out" / f"examine{parts}.json"
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))

@@ -66,6 +66,7 @@ app.add_typer(bank_app, name="bank")
 
 def _register_subcommands() -> None:
     """Command groups that live in their own modules (imported lazily inside them)."""
+    from .cli_app import register as register_app
     from .cli_c2pa import register as register_c2pa
     from .cli_evidence import register as register_evidence
     from .cli_examine import register as register_examine
@@ -76,6 +77,7 @@ def _register_subcommands() -> None:
     register_examine(app)
     register_evidence(app)
     register_serve(app)
+    register_app(app)
     app.add_typer(log_app, name="log")
 
 

@@ -21,8 +21,9 @@ replaced region changes colour, texture or both. The steps:
 5. **Clean up**: smooth, threshold at 1, open and close, drop components
    smaller than :data:`MIN_REGION` of the compared area, fill holes.
 
-Steps 2-5 run twice: the second pass fits ECC and colour on pixels outside the
-first pass's mask, so a large replaced region cannot bias them.
+Steps 2-5 run three times: near the feature correspondences only, then
+everywhere but clear changes, then everywhere but the previous mask, so a large
+replaced region cannot bias ECC or the colour fit.
 """
 
 from __future__ import annotations
@@ -46,15 +47,19 @@ __all__ = [
 
 #: Change thresholds: ΔE (CIELAB, after colour compensation), 1 - SSIM, and
 #: gradient-magnitude difference (0-255 grey levels per pixel).
-THRESHOLDS: Final = {"delta_e": 6.0, "dssim": 0.3, "gradient": 25.0}
+THRESHOLDS: Final = {"delta_e": 6.0, "dssim": 0.3, "gradient": 25.0, "texture": 0.6}
 #: Components smaller than this share of the compared area are dropped.
 MIN_REGION: Final = 0.002
 #: Pixels next to the edge of the compared area that are not judged.
 EDGE_PX: Final = 8
 #: Holes up to this share of the compared area inside a region are filled.
 MAX_HOLE: Final = 0.02
+#: Change strength excluded from the colour fit of the middle pass.
+CLEAR_CHANGE: Final = 3.0
 #: Colour tolerance (0-255 per channel) of a border or caption bar.
 FRAME_TOLERANCE: Final = 14
+#: Share of the first line of a border or caption bar that has its colour.
+FRAME_UNIFORM: Final = 0.8
 #: A border or caption bar is at most this share of a side.
 FRAME_MAX: Final = 0.25
 #: Longest side the comparison runs at; larger suspects are compared downscaled.
@@ -215,6 +220,11 @@ def _near(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out > 0
 
 
+def _uniform(line: np.ndarray) -> bool:
+    ref = np.median(line, axis=0)
+    return bool((np.abs(line - ref).max(axis=1) <= FRAME_TOLERANCE).mean() >= FRAME_UNIFORM)
+
+
 def frame_mask(suspect: np.ndarray, aligned: np.ndarray, compared: np.ndarray) -> np.ndarray:
     """Borders and caption bars added around the picture: bands along an edge.
 
@@ -222,8 +232,10 @@ def frame_mask(suspect: np.ndarray, aligned: np.ndarray, compared: np.ndarray) -
     at least half of its pixels have the colour of the band's outermost line
     (within ``FRAME_TOLERANCE``) and at least half differ from the original
     there, so the original's own flat sky or wall is not mistaken for a frame.
-    Caption text does not stop a band; a band may be followed by another (a
-    caption bar outside a border). Up to :data:`FRAME_MAX` of each side.
+    A band starts with a line of one colour across :data:`FRAME_UNIFORM` of it
+    (so a replaced region reaching the edge is not taken for a border); caption
+    text does not stop a band; a band may be followed by another (a caption bar
+    outside a border). Up to :data:`FRAME_MAX` of each side.
     """
     h, w = compared.shape
     frame = np.zeros((h, w), bool)
@@ -238,9 +250,14 @@ def frame_mask(suspect: np.ndarray, aligned: np.ndarray, compared: np.ndarray) -
             start = depth
             if start >= limit:
                 break
-            ref = np.median(s[start], axis=0)
+            # a border or bar starts with a line of one colour edge to edge (after at
+            # most a few lines of caption text ending the previous band)
+            first = next((k for k in range(start, min(limit, start + 4)) if _uniform(s[k])), None)
+            if first is None:
+                break
+            ref = np.median(s[first], axis=0)
             misses = 0
-            for i in range(start, limit):
+            for i in range(first, limit):
                 same = (np.abs(s[i] - ref).max(axis=1) <= FRAME_TOLERANCE).mean()
                 differs = (np.abs(s[i] - a[i]).max(axis=1) > FRAME_TOLERANCE).mean()
                 if same >= 0.5 and differs >= 0.5:
@@ -292,7 +309,12 @@ def components(suspect: np.ndarray, aligned: np.ndarray) -> dict[str, np.ndarray
     go = cv2.magnitude(cv2.Sobel(og_f, cv2.CV_32F, 1, 0), cv2.Sobel(og_f, cv2.CV_32F, 0, 1))
     # Sobel magnitudes are about 4x grey-level differences
     grad = _range_distance(cv2.GaussianBlur(gs, (0, 0), 1.5), cv2.GaussianBlur(go, (0, 0), 1.5)) / 4
-    return {"delta_e": delta_e, "dssim": dssim, "gradient": grad}
+    # texture: local contrast lost or gained (inpainting smooths, a pasted photo adds)
+    k = (9, 9)
+    std_s = np.sqrt(np.maximum(cv2.blur(sgf * sgf, k) - cv2.blur(sgf, k) ** 2, 0))
+    std_o = np.sqrt(np.maximum(cv2.blur(og_f * og_f, k) - cv2.blur(og_f, k) ** 2, 0))
+    texture = np.abs(np.log((std_s + 2.0) / (std_o + 2.0)))
+    return {"delta_e": delta_e, "dssim": dssim, "gradient": grad, "texture": texture}
 
 
 def combine(maps: dict[str, np.ndarray], thresholds: dict[str, float] = THRESHOLDS) -> np.ndarray:
@@ -330,7 +352,7 @@ def detect_changes(
     *,
     jpeg_quality: int | None = None,
     trusted_points: np.ndarray | None = None,
-    passes: int = 2,
+    passes: int = 3,
 ) -> ChangeMap:
     """Compare ``suspect`` with ``original`` mapped into its grid by ``matrix``.
 
@@ -349,8 +371,9 @@ def detect_changes(
         inliers); the first pass fits colour near them only, so a large
         replaced region cannot pull the colour fit towards itself.
     passes : int
-        Detection passes; the second fits alignment and colour without the
-        pixels the first found altered.
+        Detection passes: the first fits alignment and colour near the trusted
+        points, the middle ones everywhere but the clear changes
+        (:data:`CLEAR_CHANGE`), the last everywhere but the previous mask.
     """
     grey = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
     _, inside = warp_original(original, matrix, grey.shape)
@@ -370,7 +393,10 @@ def detect_changes(
         if i == 0 and trusted is not None and trusted.sum() >= 2000:
             valid = trusted
         else:
-            keep_out = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+            # the middle pass leaves out only clear changes, so that a first fit
+            # from too few places cannot lock itself in; the last leaves out the mask
+            out = strength >= CLEAR_CHANGE if 0 < i < passes - 1 else mask
+            keep_out = cv2.dilate(out.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
             valid = compared & ~keep_out
         matrix = _ecc_refine(original, matrix, grey, valid)
         warped, _ = warp_original(original, matrix, grey.shape)
