@@ -83,6 +83,7 @@ def run_suite(suite_dir: Path, limit: int | None) -> dict[str, Any]:
     verdicts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     fa: list[tuple[float, dict[str, Any]]] = []
     times: list[float] = []
+    per_case: list[dict[str, Any]] = []
     for i, c in enumerate(cases):
         truth = cv2.imread(str(suite_dir / c["mask"]), cv2.IMREAD_GRAYSCALE) > 127
         t = time.perf_counter()
@@ -97,6 +98,15 @@ def run_suite(suite_dir: Path, limit: int | None) -> dict[str, Any]:
             fa.append((float(mask.sum()) / max(1, area), c["params"]))
         else:
             f1[kind].append(_f1(mask, truth))
+            per_case.append(
+                {
+                    "id": c["id"],
+                    "kind": kind,
+                    "f1": round(f1[kind][-1], 4),
+                    "aligned": ex.alignment is not None,
+                    "replaced_in_suspect": c["params"]["replaced_in_suspect"],
+                }
+            )
             region = ex.compared if ex.compared is not None else np.ones_like(truth)
             for name, m in ex.blind_maps.items():
                 blind_f1[name].append(_oracle_f1(m, truth, region))
@@ -109,9 +119,23 @@ def run_suite(suite_dir: Path, limit: int | None) -> dict[str, Any]:
             if e in params:
                 per_edit[e].append(share)
     doctored = [v for k in ("donor", "skin", "inpaint") for v in f1[k]]
+    by_share = {
+        "aligned_only": _summary([r["f1"] for r in per_case if r["aligned"]]),
+        "replaced_in_suspect_25_55": _summary(
+            [r["f1"] for r in per_case if 0.25 <= r["replaced_in_suspect"] <= 0.55]
+        ),
+        "replaced_in_suspect_over_55": _summary(
+            [r["f1"] for r in per_case if r["replaced_in_suspect"] > 0.55]
+        ),
+        "replaced_in_suspect_under_25": _summary(
+            [r["f1"] for r in per_case if r["replaced_in_suspect"] < 0.25]
+        ),
+    }
     return {
         "cases": len(cases),
         "f1": {k: _summary(v) for k, v in f1.items()} | {"all": _summary(doctored)},
+        "f1_breakdown": by_share,
+        "per_case": per_case,
         "aligned": {k: sum(v) / len(v) for k, v in aligned.items()},
         "verdicts": {k: dict(v) for k, v in verdicts.items()},
         "false_alarm": {

@@ -54,6 +54,8 @@ MIN_REGION: Final = 0.002
 EDGE_PX: Final = 8
 #: Holes up to this share of the compared area inside a region are filled.
 MAX_HOLE: Final = 0.02
+#: Images with a short side of twice this are refined by ECC at half size.
+ECC_MIN_SIDE: Final = 240
 #: Change strength excluded from the colour fit of the middle pass.
 CLEAR_CHANGE: Final = 3.0
 #: Colour tolerance (0-255 per channel) of a border or caption bar.
@@ -89,6 +91,21 @@ class ChangeMap:
     strength: np.ndarray
     aligned: np.ndarray
     matrix: np.ndarray
+
+
+def _at_scale(
+    original: np.ndarray, matrix: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The original area-averaged to about the grid's scale, the matching matrix, and the
+    resize matrix (from the given original to the smaller one)."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:2, :2]))))
+    if scale >= 0.8:
+        return original, matrix, np.eye(3)
+    h, w = original.shape[:2]
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(original, (nw, nh), interpolation=cv2.INTER_AREA)
+    pre = np.array([[nw / w, 0, 0.5 * nw / w - 0.5], [0, nh / h, 0.5 * nh / h - 0.5], [0, 0, 1.0]])
+    return small, matrix @ np.linalg.inv(pre), pre
 
 
 def warp_original(
@@ -134,23 +151,33 @@ def _ecc_refine(
     if valid.sum() < 2000:
         return matrix
     warped, _ = warp_original(original, matrix, suspect_grey.shape)
-    wg = cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    wg: np.ndarray = cv2.cvtColor(warped, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    sg: np.ndarray = suspect_grey.astype(np.float32)
+    vm: np.ndarray = valid.astype(np.uint8)
+    h, w = sg.shape
+    half = min(h, w) >= 2 * ECC_MIN_SIDE
+    if half:  # ECC on a half-size copy: a quarter of the cost, sub-pixel all the same
+        size = (w // 2, h // 2)
+        sg = cv2.resize(sg, size, interpolation=cv2.INTER_AREA)
+        wg = cv2.resize(wg, size, interpolation=cv2.INTER_AREA)
+        vm = cv2.resize(vm, size, interpolation=cv2.INTER_NEAREST)
     # find a small correction C with warped(C x) ~ suspect(x); then matrix' = C^-1 matrix
     c: np.ndarray = np.eye(2, 3, dtype=np.float32)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
     try:
-        _, c = cv2.findTransformECC(
-            suspect_grey.astype(np.float32),
-            wg,
-            c,
-            cv2.MOTION_AFFINE,
-            criteria,
-            valid.astype(np.uint8),
-            3,
-        )
+        _, c = cv2.findTransformECC(sg, wg, c, cv2.MOTION_AFFINE, criteria, vm, 3)
     except cv2.error:
         return matrix
     c3 = np.vstack([c.astype(np.float64), [0, 0, 1.0]])
+    if half:
+        s2 = np.array(
+            [
+                [w // 2 / w, 0, 0.5 * (w // 2) / w - 0.5],
+                [0, h // 2 / h, 0.5 * (h // 2) / h - 0.5],
+                [0, 0, 1.0],
+            ]
+        )
+        c3 = np.linalg.inv(s2) @ c3 @ s2
     if np.abs(c3[:2, 2]).max() > 6 or np.abs(c3[:2, :2] - np.eye(2)).max() > 0.03:
         return matrix  # ECC wandered off; keep the feature fit
     return np.linalg.inv(c3) @ matrix
@@ -164,17 +191,18 @@ def _gamma_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """
     xs = x / 255.0
     ys = y / 255.0
-    best: tuple[float, np.ndarray] | None = None
+    gammas = np.geomspace(0.5, 2.0, 25)
+    xg = xs[None, :] ** gammas[:, None]  # (G, N)
+    # closed-form least squares of y = a * xg + b for every gamma at once
+    mx, my = xg.mean(axis=1), ys.mean()
+    cov = (xg * ys[None, :]).mean(axis=1) - mx * my
+    var = (xg * xg).mean(axis=1) - mx * mx
+    a = cov / np.maximum(var, 1e-9)
+    b = my - a * mx
+    resid = np.abs(a[:, None] * xg + b[:, None] - ys[None, :]).mean(axis=1)
+    k = int(np.argmin(resid))
     grid = np.arange(256) / 255.0
-    for g in np.geomspace(0.5, 2.0, 25):
-        xg = xs**g
-        design = np.stack([xg, np.ones_like(xg)], axis=1)
-        coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
-        resid = float(np.mean(np.abs(design @ coef - ys)))
-        if best is None or resid < best[0]:
-            best = (resid, 255.0 * (coef[0] * grid**g + coef[1]))
-    assert best is not None
-    return best[1]
+    return np.asarray(255.0 * (a[k] * grid ** gammas[k] + b[k]))
 
 
 def _colour_lut(src: np.ndarray, dst: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -323,6 +351,21 @@ def combine(maps: dict[str, np.ndarray], thresholds: dict[str, float] = THRESHOL
     return cv2.GaussianBlur(strength.astype(np.float32), (0, 0), 2.0)
 
 
+def _strength_at(suspect: np.ndarray, aligned: np.ndarray, scale: float) -> np.ndarray:
+    """Change strength computed at ``scale`` (the early passes only steer the fits)."""
+    h, w = suspect.shape[:2]
+    if scale >= 1.0 or min(h, w) < 256:
+        return combine(components(suspect, aligned))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = combine(
+        components(
+            cv2.resize(suspect, size, interpolation=cv2.INTER_AREA),
+            cv2.resize(aligned, size, interpolation=cv2.INTER_AREA),
+        )
+    )
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _clean(raw: np.ndarray, compared: np.ndarray) -> np.ndarray:
     """Open, close, drop small components and fill holes."""
     h, w = raw.shape
@@ -376,6 +419,7 @@ def detect_changes(
         (:data:`CLEAR_CHANGE`), the last everywhere but the previous mask.
     """
     grey = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
+    original, matrix, pre = _at_scale(original, matrix)
     _, inside = warp_original(original, matrix, grey.shape)
     # the comparison's blurs and windows reach EDGE_PX into the picture from a border
     erode = max(EDGE_PX, round(min(grey.shape) / 150))
@@ -400,10 +444,11 @@ def detect_changes(
             valid = compared & ~keep_out
         matrix = _ecc_refine(original, matrix, grey, valid)
         warped, _ = warp_original(original, matrix, grey.shape)
-        aligned = _recompress(_colour_lut(warped, suspect, valid), jpeg_quality)
-        strength = combine(components(suspect, aligned))
+        final = i == max(1, passes) - 1
+        aligned = _recompress(_colour_lut(warped, suspect, valid), jpeg_quality if final else None)
+        strength = _strength_at(suspect, aligned, 1.0 if final else 0.5)
         strength[~compared] = 0
         mask = _clean(strength >= 1.0, compared)
     return ChangeMap(
-        mask=mask, compared=compared, strength=strength, aligned=aligned, matrix=matrix
+        mask=mask, compared=compared, strength=strength, aligned=aligned, matrix=matrix @ pre
     )
