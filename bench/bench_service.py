@@ -92,6 +92,8 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 BANK = "default"
+#: Set by --server-pythonpath: a patched copy of src/ (and extra modules) for the servers.
+SERVER_PYTHONPATH: str | None = None
 SEED_BATCH = 10_000
 #: Bits flipped in a planted query (well inside the threshold of 31).
 PLANT_FLIPS = (0, 24)
@@ -342,6 +344,10 @@ class Server:
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "TAKEBACK_PORT": str(self.port)}
+        if SERVER_PYTHONPATH:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (SERVER_PYTHONPATH, os.environ.get("PYTHONPATH")) if p
+            )
         if self.workers > 1:
             cmd = [
                 sys.executable,
@@ -764,41 +770,35 @@ def sqlite_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str, 
     out["server_log_loaded"] = pinned.loaded_log()
     try:
         out["check_before"] = check_fingerprints(pinned, token, queries, set())
-        out["match"] = phase(
-            args,
-            "match by fingerprint",
-            lambda: run_wrk(
-                url.format(pinned.port),
-                "match.lua",
-                queries.path,
-                token,
-                "application/json",
-                duration=args.duration,
-                connections=args.connections,
-                cpus=args.client_cpus,
-                server=pinned,
-            ),
-        )
-        out["match"]["rss_after_mib"] = pinned.rss()
-        out["images_one_core"] = phase(
-            args,
-            "image uploads, server on one core",
-            lambda: run_wrk(
-                url.format(pinned.port) + "/image",
-                "upload.lua",
-                w.upload_list,
-                token,
-                "image/jpeg",
-                duration=args.duration,
-                connections=args.upload_connections,
-                cpus=args.client_cpus,
-                server=pinned,
-            ),
-        )
-        restarts = [pinned.restart() for _ in range(args.restarts)]
-        out["restarts"] = {"runs": restarts, "loaded": pinned.loaded_log()[-args.restarts :]}
+    except BaseException:
+        pinned.stop()
+        raise
+    try:
+        if "match" in args.phases:
+            out["match"] = match_phase(args, pinned, url.format(pinned.port), token, queries)
+        if "images" in args.phases:
+            out["images_one_core"] = phase(
+                args,
+                "image uploads, server on one core",
+                lambda: run_wrk(
+                    url.format(pinned.port) + "/image",
+                    "upload.lua",
+                    w.upload_list,
+                    token,
+                    "image/jpeg",
+                    duration=args.duration,
+                    connections=args.upload_connections,
+                    cpus=args.client_cpus,
+                    server=pinned,
+                ),
+            )
+        if "restarts" in args.phases:
+            restarts = [pinned.restart() for _ in range(args.restarts)]
+            out["restarts"] = {"runs": restarts, "loaded": pinned.loaded_log()[-args.restarts :]}
     finally:
         pinned.stop()
+    if "images" not in args.phases and not ("soak" in args.phases and args.soak > 0):
+        return out
 
     # 2. Images on both cores, then the soak, on one server.
     both = Server(
@@ -814,42 +814,77 @@ def sqlite_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str, 
     both.wait_ready()
     try:
         out["images_check"] = check_images(both, token, w.photos)
-        out["images"] = phase(
-            args,
-            "image uploads, both cores",
-            lambda: run_wrk(
-                url.format(both.port) + "/image",
-                "upload.lua",
-                w.upload_list,
-                token,
-                "image/jpeg",
-                duration=args.duration,
-                connections=args.upload_connections,
-                cpus=None,
-                server=both,
-            ),
-        )
-        out["images_original_only"] = phase(
-            args,
-            "image uploads, both cores, all_variants=false",
-            lambda: run_wrk(
-                url.format(both.port) + "/image?all_variants=false",
-                "upload.lua",
-                w.upload_list,
-                token,
-                "image/jpeg",
-                duration=args.duration,
-                connections=args.upload_connections,
-                cpus=None,
-                server=both,
-            ),
-        )
-        if args.soak > 0:
+    except BaseException:
+        both.stop()
+        raise
+    try:
+        if "images" in args.phases:
+            out.update(image_phases(args, both, url.format(both.port), token, w))
+        if "soak" in args.phases and args.soak > 0:
             out["soak"] = phase(
                 args, f"soak, {args.soak} s", lambda: soak(args, both, token, queries, w)
             )
     finally:
         both.stop()
+    return out
+
+
+def match_phase(
+    args: argparse.Namespace, server: Server, url: str, token: str, queries: Queries
+) -> dict[str, Any]:
+    result = phase(
+        args,
+        "match by fingerprint",
+        lambda: run_wrk(
+            url,
+            "match.lua",
+            queries.path,
+            token,
+            "application/json",
+            duration=args.duration,
+            connections=args.connections,
+            cpus=args.client_cpus,
+            server=server,
+        ),
+    )
+    result["rss_after_mib"] = server.rss()
+    return result
+
+
+def image_phases(
+    args: argparse.Namespace, both: Server, url: str, token: str, w: Workload
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    out["images"] = phase(
+        args,
+        "image uploads, both cores",
+        lambda: run_wrk(
+            url + "/image",
+            "upload.lua",
+            w.upload_list,
+            token,
+            "image/jpeg",
+            duration=args.duration,
+            connections=args.upload_connections,
+            cpus=None,
+            server=both,
+        ),
+    )
+    out["images_original_only"] = phase(
+        args,
+        "image uploads, both cores, all_variants=false",
+        lambda: run_wrk(
+            url + "/image?all_variants=false",
+            "upload.lua",
+            w.upload_list,
+            token,
+            "image/jpeg",
+            duration=args.duration,
+            connections=args.upload_connections,
+            cpus=None,
+            server=both,
+        ),
+    )
     return out
 
 
@@ -940,6 +975,8 @@ def postgres_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str
                 "all": round(primary.wait_ready(), 2),
                 "matcher": round(replica.wait_ready(), 2),
             }
+            if "withdrawal" not in args.phases:
+                return out
             out["withdrawal"] = phase(
                 args,
                 "withdrawal visibility",
@@ -955,7 +992,7 @@ def postgres_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str
         finally:
             replica.stop()
             primary.stop()
-        if not args.skip_hma:
+        if "hma" in args.phases and not args.skip_hma:
             out["hma"] = phase(
                 args, "HMA-style index rebuild (threatexchange)", lambda: hma(url, work, args)
             )
@@ -1317,11 +1354,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=Path, default=None, help="photo directory")
     parser.add_argument("--stores", default="sqlite,postgres")
     parser.add_argument("--skip-hma", action="store_true")
+    parser.add_argument(
+        "--phases",
+        default="match,images,restarts,soak,withdrawal,hma",
+        help="comma-separated subset of match,images,restarts,soak,withdrawal,hma",
+    )
+    parser.add_argument(
+        "--server-pythonpath",
+        default=None,
+        help="prepended to the servers' PYTHONPATH (to measure a patched copy of src/)",
+    )
     parser.add_argument("--hma-lookups", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=Path("bench/out/service.json"))
     parser.add_argument("--hma-worker", help=argparse.SUPPRESS)
     parser.add_argument("--hma-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.phases = set(args.phases.split(","))
+    global SERVER_PYTHONPATH
+    SERVER_PYTHONPATH = args.server_pythonpath
     if args.hma_worker:
         hma_worker(args.hma_worker, args.hma_out, args.hma_lookups)
         return 0
@@ -1380,7 +1430,7 @@ def main(argv: list[str] | None = None) -> int:
     md = table(report)
     print(md)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2, default=sorted) + "\n")
     args.out.with_suffix(".md").write_text(md + "\n")
     log(f"wrote {args.out} and {args.out.with_suffix('.md')}")
     return 0
