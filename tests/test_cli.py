@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from takeback.bank.store import DB_NAME
+from takeback.provenance.log import RegistrationLog
 
 from .conftest import CliResult
 from .helpers import encode, rgb, write
@@ -36,6 +37,8 @@ def test_demo_runs_the_whole_job(cli: Cli) -> None:
     assert result.code == 0, result.stderr
     assert "All expectations held" in result.stdout
     assert "chelsea-doctored.jpg" in result.stdout and "no match" in result.stdout
+    heavy = next(line for line in result.stdout.splitlines() if "heavily-doctored" in line)
+    assert "found by the derivative fingerprint" in heavy and "as expected" in heavy
 
 
 def test_hash_json_contract(cli: Cli, photos: dict[str, Path]) -> None:
@@ -68,8 +71,9 @@ def test_bank_add_list_stats_and_duplicates(
     assert again[0]["duplicate_of"] == registered["astronaut.png"]
     listed = cli("bank", "list", "--bank", bank_dir, "--json").json_lines()
     assert [r["label"] for r in listed] == list(photos)
+    assert all(len(str(r["derivative_digest"])) == 64 for r in listed)
     stats = cli("bank", "stats", "--bank", bank_dir, "--json").json_lines()[0]
-    assert stats["entries"] == len(photos)
+    assert stats["entries"] == stats["with_derivative"] == len(photos)
     human = cli("bank", "list", "--bank", bank_dir)
     assert "astronaut.png" in human.stdout
 
@@ -129,12 +133,18 @@ def test_match_finds_reposted_copies_of_real_photos(
         assert rows[stranger.name]["matches"] == [], stranger.name
 
 
-def test_no_variants_misses_the_flipped_copy(
+def test_no_variants_leaves_the_flipped_copy_to_the_derivative_fingerprint(
     cli: Cli, bank_dir: Path, registered: dict[str, int], photos: dict[str, Path], tmp_path: Path
 ) -> None:
     path, _ = _copies(photos, tmp_path)["flipped"]
     rows = cli("match", path, "--bank", bank_dir, "--json", "--no-variants").json_lines()
-    assert rows[0]["matches"] == []
+    [top] = rows[0]["matches"]  # type: ignore[misc]
+    assert top["method"] == "derivative" and top["mirrored"] is True
+    assert top["id"] == registered["astronaut.png"]
+    rows = cli(
+        "match", path, "--bank", bank_dir, "--json", "--no-variants", "--derivative", "never"
+    ).json_lines()
+    assert rows[0]["matches"] == [] and rows[0]["derivative_searched"] is False
 
 
 def test_exact_copy_is_matched_by_sha256(
@@ -174,10 +184,15 @@ def test_export_import_round_trip(
     else:  # ids differ between banks; everything else survives
         before = cli("bank", "list", "--bank", bank_dir, "--json").json_lines()
         after = cli("bank", "list", "--bank", other, "--json").json_lines()
-        strip = ("id", "seq") if fmt == "jsonl" else ("id", "seq", "source")
+        strip = ("id", "seq", "derivative_digest")
+        if fmt != "jsonl":
+            strip += ("source",)
         assert [{k: v for k, v in r.items() if k not in strip} for r in before] == [
             {k: v for k, v in r.items() if k not in strip} for r in after
         ]
+        # Derivative fingerprints stay in the bank that made them (formats.md).
+        assert all(r["derivative_digest"] for r in before)
+        assert not any(r["derivative_digest"] for r in after)
 
 
 def test_malformed_import_imports_nothing_unless_skip_bad(
@@ -349,6 +364,12 @@ def test_bank_add_log_then_prove_offline(
     assert added.code == 0, added.stderr
     indexes = [r["log_index"] for r in added.json_lines()]
     assert indexes == [0, 1]
+    with RegistrationLog.open(bank_dir) as log:  # the log commits to the derivative too
+        committed = [log.entry(i).data.derivative_digest for i in (0, 1)]
+    assert [c.hex() if c else None for c in committed] == [
+        r["derivative_digest"] for r in added.json_lines()
+    ]
+    assert all(committed)
     again = cli("bank", "add", photos["astronaut.png"], "--bank", bank_dir, "--log", "--json")
     assert again.json_lines()[0]["log_index"] is None  # a duplicate is not logged twice
     proof = tmp_path / "coffee.proof"

@@ -123,7 +123,7 @@ def test_random_bytes_never_leak_other_errors() -> None:
     for n in (0, 10, 16, 24, 500, 14616, 20000):
         data = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         with pytest.raises(InvalidDerivativeError):
-            DerivativeFingerprint.from_bytes(b"TBDF\x01\x01" + data)
+            DerivativeFingerprint.from_bytes(b"TBDF\x02\x02" + data)
 
 
 def test_flat_and_tiny_images_have_no_derivative() -> None:
@@ -176,3 +176,61 @@ def test_index_agrees_with_brute_force(
             slow = [k for k, _ in index.search(suspect, exhaustive=True)]
             assert fast[:1] == slow[:1] == [name]
     index.close()  # idempotent
+
+
+def test_removed_photos_are_never_returned(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    with DerivativeIndex() as index:
+        for n, fp in fps.items():
+            index.add(n, fp)
+        suspect = originals["coffee.png"][40:, ::-1]
+        assert [k for k, _ in index.search(suspect)] == ["coffee.png"]
+        assert index.remove("coffee.png") and "coffee.png" not in index
+        assert not index.remove("coffee.png")
+        assert index.search(suspect) == [] and len(index) == len(fps) - 1
+        index.add("coffee.png", fps["coffee.png"])  # withdrawn, then registered again
+        assert [k for k, _ in index.search(suspect)] == ["coffee.png"]
+
+
+def test_a_collage_of_two_registered_photos_reports_both(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    a = cv2.resize(originals["astronaut.png"], (400, 400), interpolation=cv2.INTER_AREA)
+    b = cv2.resize(originals["chelsea.png"], (600, 400), interpolation=cv2.INTER_AREA)
+    collage = np.hstack([a, b[:, ::-1]])
+    with DerivativeIndex() as index:
+        for n, fp in fps.items():
+            index.add(n, fp)
+        found = {k: m for k, m in index.search(collage)}
+    assert set(found) == {"astronaut.png", "chelsea.png"}
+    assert found["chelsea.png"].mirrored and not found["astronaut.png"].mirrored
+    assert 0.35 < found["astronaut.png"].coverage < 0.45
+
+
+def _captioned(rgb: np.ndarray, text: str) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    bar = np.full((h // 8, w, 3), 235, np.uint8)
+    cv2.putText(bar, text, (w // 30, h // 12), cv2.FONT_HERSHEY_SIMPLEX, h / 400, (0, 0, 0), 2)
+    return np.vstack([bar, rgb])
+
+
+def test_a_shared_caption_is_not_a_match(originals: dict[str, np.ndarray]) -> None:
+    text = "@takeback_test #repost"
+    registered = derivative_from_pixels(_captioned(originals["rocket.jpg"], text))
+    suspect = _captioned(originals["camera.png"], text)
+    assert not verify_derivative(suspect, registered).matched
+    assert verify_derivative(_captioned(originals["rocket.jpg"], "@other"), registered).matched
+
+
+def test_a_reduced_decode_is_stored_in_full_size_pixels(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    rgb = originals["astronaut.png"]
+    half = cv2.resize(rgb, (256, 256), interpolation=cv2.INTER_AREA)
+    fp = derivative_from_pixels(half, size=(512, 512))
+    assert (fp.width, fp.height) == (512, 512)
+    match = verify_derivative(rgb[::-1][::-1, ::-1], fp)  # the photo mirrored
+    assert match.matched and match.mirrored and match.matrix is not None
+    corner = match.matrix @ np.array([100.0, 50.0, 1.0])
+    assert np.allclose(corner[:2], [511 - 100, 50], atol=2.0)

@@ -8,11 +8,14 @@ them has (files on disk; a server, its users and concurrent replicas) follow.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +24,9 @@ import pytest
 from psycopg import sql
 
 from takeback.bank import store_postgres
-from takeback.bank.model import BankEntry, Change
+from takeback.bank.model import DERIVATIVE_MAX_STORED, BankEntry, Change
 from takeback.bank.open import open_store, redact_url
-from takeback.bank.store import DB_NAME, SqliteStore, Store
+from takeback.bank.store import DB_NAME, SCHEMA_VERSION, SqliteStore, Store
 from takeback.bank.store_postgres import NOTIFY_CHANNEL, PostgresStore
 from takeback.errors import (
     BankCorruptError,
@@ -31,6 +34,7 @@ from takeback.errors import (
     BankLockedError,
     BankNotFoundError,
     EntryNotFoundError,
+    InvalidHashError,
 )
 from takeback.fingerprint.types import PdqHash
 
@@ -40,10 +44,16 @@ from .pg import PASSWORD, PASSWORD_ROLE, PostgresServer
 postgres_server, postgres_url = pg.postgres_server, pg.postgres_url  # fixtures
 
 Location = Path | str
+_roles = itertools.count(1)
 
 
 def _entry(
-    rng: np.random.Generator, label: str, *, sha: bool = True, quality: int = 90
+    rng: np.random.Generator,
+    label: str,
+    *,
+    sha: bool = True,
+    quality: int = 90,
+    derivative: bool = False,
 ) -> BankEntry:
     return BankEntry(
         label=label,
@@ -54,6 +64,9 @@ def _entry(
         width=640,
         height=480,
         source="test",
+        # The store keeps derivative fingerprints as opaque bytes (parsing them is
+        # the matcher's job): random bytes of a real fingerprint's size will do.
+        derivative=rng.bytes(int(rng.integers(2_000, 15_000))) if derivative else None,
     )
 
 
@@ -259,6 +272,73 @@ def test_a_failed_batch_stores_nothing_and_leaves_no_gap(store: Store, bad: Bank
     assert after.id == 2
 
 
+def test_derivatives_are_stored_beside_their_entries_and_withdrawn_with_them(
+    store: Store,
+) -> None:
+    rng = np.random.default_rng(21)
+    batch = [_entry(rng, str(i), derivative=i % 3 != 1) for i in range(7)]
+    ids = [r.id for r in store.add(batch)]
+    blobs = {i: e.derivative for i, e in zip(ids, batch, strict=True) if e.derivative}
+    assert list(store.derivatives()) == sorted(blobs.items())
+    for entry_id, entry in zip(ids, batch, strict=True):
+        got = store.get(entry_id)
+        assert got == entry.with_ids(entry_id, got.seq or 0)  # the digest, not the blob
+        assert got.derivative is None
+        assert got.derivative_digest == (
+            None if entry.derivative is None else hashlib.sha256(entry.derivative).hexdigest()
+        )
+    assert [e.derivative_digest for e in store.entries()] == [e.derivative_digest for e in batch]
+    assert store.get_derivatives([ids[1], ids[0], 424242]) == {ids[0]: blobs[ids[0]]}
+    assert store.get_derivatives([]) == {}
+    assert store.stats().with_derivative == len(blobs)
+    # One change per entry: a replica reads the entry and its fingerprint by id.
+    assert [(c.op, c.entry_id) for c in store.changes()] == [("add", i) for i in ids]
+
+    seq = store.changes()[-1].seq
+    gone = [ids[0], ids[1]]
+    assert store.remove(gone) == gone
+    assert [(c.op, c.entry_id) for c in store.changes(since=seq)] == [("remove", i) for i in gone]
+    assert store.get_derivatives(gone) == {}
+    assert [i for i, _ in store.derivatives()] == [i for i in sorted(blobs) if i not in gone]
+    assert store.stats().with_derivative == len(blobs) - 1
+
+
+def test_derivatives_page_in_id_order(store: Store) -> None:
+    rng = np.random.default_rng(22)
+    ids = [r.id for r in store.add([_entry(rng, str(i), derivative=True) for i in range(1200)])]
+    assert [i for i, _ in store.derivatives()] == ids
+    assert [i for i, _ in store.derivatives(after_id=ids[9], limit=3)] == ids[10:13]
+    assert list(store.derivatives(after_id=ids[-1])) == []
+
+
+def test_a_duplicate_keeps_the_stored_derivative_fingerprint(store: Store) -> None:
+    rng = np.random.default_rng(23)
+    plain = _entry(rng, "pdq only")
+    [first] = store.add([plain])
+    again = replace(plain, derivative=rng.bytes(5000))
+    [second] = store.add([again])
+    assert second.duplicate_of == first.id
+    assert store.get_derivatives([first.id]) == {}
+    assert store.get(first.id).derivative_digest is None
+
+
+def test_a_failed_batch_stores_no_derivative_fingerprint(store: Store) -> None:
+    rng = np.random.default_rng(24)
+    bad = BankEntry(label="bad", pdq=PdqHash(bytes(32)), quality=999)
+    with pytest.raises(BankError):
+        store.add([_entry(rng, "ok", derivative=True), bad])
+    assert list(store.derivatives()) == [] and store.stats().with_derivative == 0
+
+
+def test_an_entry_refuses_an_impossible_derivative_fingerprint() -> None:
+    with pytest.raises(InvalidHashError, match="derivative fingerprint"):
+        BankEntry(label="huge", derivative=bytes(DERIVATIVE_MAX_STORED + 1))
+    with pytest.raises(InvalidHashError, match="derivative fingerprint"):
+        BankEntry(label="empty", derivative=b"")
+    with pytest.raises(InvalidHashError, match="does not match"):
+        BankEntry(label="x", derivative=b"abc", derivative_digest="00" * 32)
+
+
 def test_close_is_idempotent_and_final(location: Location) -> None:
     store = open_store(location, create=True)
     store.close()
@@ -334,6 +414,69 @@ def test_removal_deletes_the_hash_from_disk(tmp_path: Path) -> None:
     assert gone.pdq.value not in raw, "a withdrawn hash must be gone, not flagged"
     assert bytes.fromhex(gone.sha256 or "") not in raw
     assert keep.pdq.value in raw
+
+
+def test_removal_deletes_the_derivative_fingerprint_from_disk(tmp_path: Path) -> None:
+    rng = np.random.default_rng(25)
+    bank = tmp_path / "bank"
+    with SqliteStore.create(bank) as store:
+        keep, gone = _entry(rng, "keep", derivative=True), _entry(rng, "gone", derivative=True)
+        ids = [r.id for r in store.add([keep, gone])]
+        store.remove([ids[1]])
+    raw = b"".join(p.read_bytes() for p in bank.iterdir() if p.is_file())
+    assert keep.derivative is not None and gone.derivative is not None
+    assert keep.derivative[:4000] in raw
+    for start in range(0, len(gone.derivative) - 64, 1000):  # no page of it is left
+        assert gone.derivative[start : start + 64] not in raw
+
+
+def _make_version_1(bank: Path) -> None:
+    """Turn a bank into one written before derivative fingerprints (schema 1)."""
+    with sqlite3.connect(bank / DB_NAME, isolation_level=None) as conn:
+        conn.execute("DROP TABLE derivatives")
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+
+
+def test_a_version_1_bank_is_upgraded_in_place_when_opened(tmp_path: Path) -> None:
+    rng = np.random.default_rng(26)
+    bank = tmp_path / "bank"
+    with SqliteStore.create(bank) as store:
+        old = [_entry(rng, str(i)) for i in range(3)]
+        store.add(old)
+        store.remove([2])
+    _make_version_1(bank)
+    with SqliteStore.open(bank) as store:
+        assert [e.label for e in store.entries()] == ["0", "2"]
+        assert [(c.op, c.entry_id) for c in store.changes()][-1] == ("remove", 2)
+        assert store.stats().with_derivative == 0 and list(store.derivatives()) == []
+        [new] = store.add([_entry(rng, "new", derivative=True)])
+        assert [i for i, _ in store.derivatives()] == [new.id] == [4]
+    with sqlite3.connect(bank / DB_NAME) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def test_a_read_only_version_1_bank_is_used_without_derivatives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(27)
+    bank = tmp_path / "bank"
+    with SqliteStore.create(bank) as store:
+        store.add([_entry(rng, "old")])
+    _make_version_1(bank)
+
+    def read_only(path: Path, kind: object, *, busy_timeout: float) -> sqlite3.Connection:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+
+    monkeypatch.setattr("takeback._sqlite.connect", read_only)
+    with SqliteStore.open(bank) as store:
+        assert [e.label for e in store.entries()] == ["old"]
+        assert store.get(1).derivative_digest is None
+        assert list(store.derivatives()) == [] and store.get_derivatives([1]) == {}
+        assert store.stats().with_derivative == 0
+        with pytest.raises(BankError, match="read-only"):
+            store.add([_entry(rng, "new", derivative=True)])
 
 
 @pytest.mark.parametrize("damage", ["garbage", "foreign-sqlite", "truncated"])
@@ -448,6 +591,57 @@ def test_a_schema_that_is_not_a_bank_is_refused_and_left_alone(
             " WHERE n.nspname = 'takeback'"
         ).fetchone()
     assert after == before
+
+
+def _make_postgres_version_1(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE takeback.derivatives")
+        conn.execute("UPDATE takeback.bank SET schema_version = 1")
+
+
+def test_a_version_1_postgres_bank_is_upgraded_in_place_when_opened(postgres_url: str) -> None:
+    rng = np.random.default_rng(28)
+    with PostgresStore.create(postgres_url) as store:
+        store.add([_entry(rng, str(i)) for i in range(3)])
+    _make_postgres_version_1(postgres_url)
+    with PostgresStore.open(postgres_url) as store:
+        assert [e.label for e in store.entries()] == ["0", "1", "2"]
+        [new] = store.add([_entry(rng, "new", derivative=True)])
+        assert [i for i, _ in store.derivatives()] == [new.id]
+        assert store.remove([new.id]) == [new.id] and store.stats().with_derivative == 0
+    with psycopg.connect(postgres_url) as conn:
+        row = conn.execute("SELECT schema_version FROM takeback.bank").fetchone()
+    assert row == (store_postgres.SCHEMA_VERSION,)
+
+
+def test_a_user_who_may_not_upgrade_uses_a_version_1_bank_without_derivatives(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    rng = np.random.default_rng(29)
+    with PostgresStore.create(postgres_url) as store:
+        store.add([_entry(rng, "old")])
+    _make_postgres_version_1(postgres_url)
+    role = f"writer_{next(_roles)}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA takeback TO {}").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA takeback TO {}"
+            ).format(sql.Identifier(role))
+        )
+    url = postgres_server.url(pg.TEST_DATABASE, user=role)
+    with PostgresStore.open(url) as store:
+        assert [e.label for e in store.entries()] == ["old"]
+        assert store.get(1).derivative_digest is None
+        assert list(store.derivatives()) == [] and store.stats().with_derivative == 0
+        assert store.add([_entry(rng, "pdq only")])[0].duplicate_of is None
+        with pytest.raises(BankError, match="as the schema's owner"):
+            store.add([_entry(rng, "new", derivative=True)])
+    with PostgresStore.open(postgres_url) as owner:  # the owner upgrades it
+        assert owner.stats().entries == 2
+        owner.add([_entry(rng, "new", derivative=True)])
+        assert owner.stats().with_derivative == 1
 
 
 def test_a_bank_from_a_newer_takeback_is_refused(postgres_url: str) -> None:

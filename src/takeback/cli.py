@@ -14,6 +14,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -86,6 +87,22 @@ out = Console(highlight=False, soft_wrap=True)
 
 _state: dict[str, bool] = {"verbose": False}
 
+
+class Privacy(StrEnum):
+    """``bank add --privacy``: which fingerprints a photo is registered with."""
+
+    full = "full"
+    pdq_only = "pdq-only"
+
+
+class DerivativeChoice(StrEnum):
+    """``match --derivative``: when the derivative step runs."""
+
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON object per line (see docs/cli.md).")
 ]
@@ -138,6 +155,11 @@ def _emit(obj: dict[str, Any]) -> None:
 
 def _warn(message: str) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}")
+
+
+def _caution(message: str) -> None:
+    """A warning that does not fail the command (a damaged derivative fingerprint)."""
+    err.print(f"[bold yellow]warning:[/] {escape(message)}")
 
 
 def _fail(exc: TakeBackError, json_mode: bool, code: ExitCode) -> typer.Exit:
@@ -203,15 +225,26 @@ def _progress(total: int, label: str) -> Iterator[Callable[[], None]]:
 
 
 def _hash_inputs(
-    paths: list[str], jobs: int | None, label: str, *, variants: bool = False
+    paths: list[str],
+    jobs: int | None,
+    label: str,
+    *,
+    variants: bool = False,
+    derivative: bool = False,
+    limits: ImageLimits | None = None,
 ) -> Iterator[BatchItem]:
     """Collect inputs, then fingerprint them in parallel; errors become items."""
     items = collect_inputs(paths)
-    limits = _limits()
+    limits = limits or _limits()
     todo = [i.path for i in items if i.error is None]
     with _progress(len(todo), label) as tick:
         hashed = fingerprint_paths(
-            todo, jobs=jobs, limits=limits, variants=variants, on_done=lambda _: tick()
+            todo,
+            jobs=jobs,
+            limits=limits,
+            variants=variants,
+            derivative=derivative,
+            on_done=lambda _: tick(),
         )
         by_order = iter(hashed)
         for item in items:
@@ -277,13 +310,27 @@ def match_cmd(
         int,
         typer.Option(min=0, max=100, help="Skip PDQ matching for hashes below this quality."),
     ] = PDQ_MIN_QUALITY,
+    derivative: Annotated[
+        DerivativeChoice,
+        typer.Option(
+            "--derivative",
+            help="When to look for doctored copies with the derivative fingerprints: "
+            "auto (when exact bytes and PDQ found nothing), always (also after a PDQ "
+            "match: collages), never.",
+            case_sensitive=False,
+        ),
+    ] = DerivativeChoice.auto,
     json_out: JsonOpt = False,
     jobs: JobsOpt = None,
 ) -> None:
-    """Check suspect images against the bank: exact copies first, then PDQ.
+    """Check suspect images against the bank: exact copies first, then PDQ, then
+    the derivative fingerprints (doctored copies: part of the picture replaced,
+    cropped, turned, mirrored).
 
     Prints, for each suspect, the registered photos it matches, best first, with
-    the method (sha256, md5, pdq), the Hamming distance and the threshold used.
+    the method (sha256, md5, pdq, derivative) and how sure the match is: the
+    Hamming distance and threshold for PDQ; for a doctored copy the share of
+    the suspect the original explains, and the calibrated score.
 
     \b
     Examples:
@@ -291,50 +338,87 @@ def match_cmd(
       takeback match ./suspects --json
     """
     from .bank.matcher import Matcher
+    from .imageio import pdq_pixels, read_bytes
 
     failed = 0
+    limits = _limits()
     with _guard(json_out):
         store = _open_store(bank)
         with (
             store,
             Matcher(
-                store, threshold=threshold, all_variants=all_variants, min_quality=min_quality
+                store,
+                threshold=threshold,
+                all_variants=all_variants,
+                min_quality=min_quality,
+                derivative=derivative.value,
+                on_warning=_caution,
             ) as matcher,
         ):
-            for item in _hash_inputs(paths, jobs, "Matching", variants=all_variants):
+            for item in _hash_inputs(paths, jobs, "Matching", variants=all_variants, limits=limits):
                 if item.fingerprint is None:
                     failed += 1
                     _report_failure(item, json_out)
                     continue
-                result = matcher.match(item.fingerprint)
+
+                def pixels(path: str = item.path) -> Any:
+                    # Decoded again only when the derivative step runs (see Matcher).
+                    return pdq_pixels(read_bytes(path, limits), name=path, limits=limits).pixels
+
+                try:
+                    result = matcher.match(item.fingerprint, suspect=pixels)
+                except BankError:
+                    raise
+                except TakeBackError as exc:  # the file changed or vanished since hashing
+                    failed += 1
+                    _report_failure(BatchItem(item.path, error=exc), json_out)
+                    continue
                 if json_out:
                     _emit(
                         {
                             "path": item.path,
                             "quality": result.quality,
                             "pdq_searched": result.pdq_searched,
+                            "derivative_searched": result.derivative_searched,
+                            "derivative_note": result.derivative_note,
                             "matches": [m.to_dict() for m in result.matches],
                         }
                     )
                     continue
-                out.print(f"[bold]{escape(item.path)}[/]")
-                if not result.pdq_searched:
-                    out.print(
-                        f"  quality {result.quality} is below {min_quality}: only exact copies "
-                        "were looked for (use --min-quality 0 to force PDQ)"
-                    )
-                if not result.matches:
-                    out.print("  no match")
-                for m in result.matches:
-                    if m.method != "pdq":
-                        how = f"exact copy ({m.method})"
-                    else:
-                        how = f"pdq distance {m.distance}/{m.threshold}"
-                        if m.variant and m.variant != "original":
-                            how += f", as {m.variant.replace('_', ' ')}"
-                    out.print(f"  match #{m.id} {escape(m.label)}: {how}, score {m.score:.3f}")
+                _print_matches(item.path, result, min_quality)
     if failed:
         raise typer.Exit(int(ExitCode.INPUT_FAILED))
+
+
+def _print_matches(path: str, result: Any, min_quality: int) -> None:
+    out.print(f"[bold]{escape(path)}[/]")
+    if not result.pdq_searched:
+        out.print(
+            f"  quality {result.quality} is below {min_quality}: PDQ was not used "
+            "(use --min-quality 0 to force it)"
+        )
+    if not result.matches:
+        out.print("  no match")
+        if result.derivative_note:
+            out.print(f"  (derivative fingerprints not used: {escape(result.derivative_note)})")
+    for m in result.matches:
+        label = escape(m.label)
+        if m.method == "derivative":
+            mirrored = ", mirrored" if m.mirrored else ""
+            how = (
+                f"a doctored copy: {m.coverage:.0%} of the suspect is explained by "
+                f"{label}{mirrored} (derivative score {m.score:.2f}, "
+                f"{m.inliers} matching features)"
+            )
+            out.print(f"  match #{m.id} {label}: {how}")
+            continue
+        if m.method != "pdq":
+            how = f"exact copy ({m.method})"
+        else:
+            how = f"pdq distance {m.distance}/{m.threshold}"
+            if m.variant and m.variant != "original":
+                how += f", as {m.variant.replace('_', ' ')}"
+        out.print(f"  match #{m.id} {label}: {how}, score {m.score:.3f}")
 
 
 @bank_app.command("add")
@@ -356,24 +440,44 @@ def bank_add(
             "(see `takeback log --help`).",
         ),
     ] = False,
+    privacy: Annotated[
+        Privacy,
+        typer.Option(
+            "--privacy",
+            help="full: PDQ and the derivative fingerprint, which finds doctored "
+            "copies (body replaced, cropped, turned). pdq-only: no derivative fingerprint; "
+            "use it for intimate photos: the derivative fingerprint keeps local features "
+            "from all over the photo, from which a coarse greyscale sketch of its layout "
+            "could be rebuilt, while a PDQ hash cannot be turned back into a picture. "
+            "Such photos are then found only as exact or lightly edited copies.",
+            case_sensitive=False,
+        ),
+    ] = Privacy.full,
     json_out: JsonOpt = False,
     jobs: JobsOpt = None,
 ) -> None:
     """Register photos: store their fingerprints (never the photos) in the bank.
 
-    A photo already in the bank (same bytes) is reported as a duplicate, not
-    stored twice. The bank is created if it does not exist.
+    Each photo gets its exact digests, its PDQ hash and, unless --privacy
+    pdq-only, a derivative fingerprint that lets `takeback match` find doctored
+    copies. A photo with too little detail for one (flat, blank, very blurred)
+    is registered with PDQ only, and says so. A photo already in the bank (same
+    bytes) is reported as a duplicate, not stored twice. The bank is created if
+    it does not exist.
 
     \b
     Examples:
       takeback bank add ~/Pictures/me --source "my phone, 2026"
       takeback bank add selfie.jpg --label "profile picture"
       takeback bank add ~/Pictures/me --log     # and prove later when you registered
+      takeback bank add ~/Pictures/private --privacy pdq-only
     """
     from .bank.model import BankEntry
     from .bank.store import SqliteStore
 
     failed = 0
+    with_derivative = privacy is Privacy.full
+    tally = {"registered": 0, "duplicates": 0, "without": 0}
     with _guard(json_out):
         directory = _bank_dir(bank)
         store = SqliteStore.create(directory, busy_timeout=bank_timeout())
@@ -391,55 +495,109 @@ def bank_add(
                     if entry is None:
                         _report_failure(item, json_out)
                         continue
-                    res = next(stored)
-                    fp = item.fingerprint
-                    if json_out:
-                        _emit(
-                            {
-                                "path": item.path,
-                                "id": res.id,
-                                "label": entry.label,
-                                "duplicate_of": res.duplicate_of,
-                                "quality": None if fp is None else fp.quality,
-                                **({"log_index": logged.get(res.id)} if log else {}),
-                            }
-                        )
-                    elif res.duplicate_of is not None:
-                        out.print(f"{escape(item.path)}: already registered as #{res.id}")
-                    else:
-                        low = fp is not None and fp.low_quality
-                        note = " (low quality: will only match exact copies)" if low else ""
-                        if res.id in logged:
-                            note += f", log entry {logged[res.id]}"
-                        shown = f"#{res.id} {escape(entry.label)}{note}"
-                        out.print(f"{escape(item.path)}: registered as {shown}")
+                    _report_added(item, entry, next(stored), logged, log, json_out, tally)
                 pending.clear()
 
-            for item in _hash_inputs(paths, jobs, "Registering"):
+            for item in _hash_inputs(paths, jobs, "Registering", derivative=with_derivative):
                 if item.fingerprint is None:
                     failed += 1
                     pending.append((item, None))
                     continue
                 entry = BankEntry.from_fingerprint(
-                    item.fingerprint, label=label or os.path.basename(item.path), source=source
+                    item.fingerprint,
+                    label=label or os.path.basename(item.path),
+                    source=source,
+                    derivative=item.derivative,
                 )
                 pending.append((item, entry))
                 if len(pending) >= 500:
                     flush()
             flush()
+    if not json_out and tally["registered"] + tally["duplicates"] + failed > 1:
+        without = tally["without"]
+        err.print(
+            f"{tally['registered']:,} registered"
+            + (f" ({without:,} without a derivative fingerprint)" if without else "")
+            + f", {tally['duplicates']:,} already registered"
+            + (f", {failed:,} failed" if failed else "")
+        )
     if failed:
         raise typer.Exit(int(ExitCode.INPUT_FAILED))
 
 
+def _derivative_note(item: BatchItem) -> str | None:
+    """Why a registered photo has no derivative fingerprint, in plain words (None: it has one)."""
+    if item.derivative is not None:
+        return None
+    why = item.derivative_error
+    if why is None:
+        return "no derivative fingerprint: registered PDQ-only (--privacy pdq-only)"
+    if why.code == "too_little_detail":
+        return "no derivative fingerprint: too little detail"
+    return f"no derivative fingerprint: {why.message}"
+
+
+def _report_added(
+    item: BatchItem,
+    entry: Any,
+    res: Any,
+    logged: dict[int, int],
+    log: bool,
+    json_out: bool,
+    tally: dict[str, int],
+) -> None:
+    """One line (or JSON object) for a photo handed to the bank."""
+    fp = item.fingerprint
+    duplicate = res.duplicate_of is not None
+    note = None if duplicate else _derivative_note(item)
+    tally["duplicates" if duplicate else "registered"] += 1
+    tally["without"] += note is not None
+    if json_out:
+        _emit(
+            {
+                "path": item.path,
+                "id": res.id,
+                "label": entry.label,
+                "duplicate_of": res.duplicate_of,
+                "quality": None if fp is None else fp.quality,
+                "derivative_digest": None if duplicate else entry.derivative_digest,
+                "derivative_note": note,
+                **({"log_index": logged.get(res.id)} if log else {}),
+            }
+        )
+    elif duplicate:
+        out.print(f"{escape(item.path)}: already registered as #{res.id}")
+    else:
+        notes = []
+        if fp is not None and fp.low_quality:
+            notes.append("low quality: PDQ will only match exact copies")
+        if note is not None:
+            notes.append(note)
+        shown = f"#{res.id} {escape(entry.label)}"
+        if notes:
+            shown += f" ({escape('; '.join(notes))})"
+        if res.id in logged:
+            shown += f", log entry {logged[res.id]}"
+        out.print(f"{escape(item.path)}: registered as {shown}")
+
+
 def _log_new(directory: Path, store: Any, results: list[Any]) -> dict[int, int]:
-    """Record newly stored entries in the registration log; bank id -> log index."""
+    """Record newly stored entries in the registration log; bank id -> log index.
+
+    The log commits to each entry's digests, PDQ and the SHA-256 of its
+    derivative fingerprint (when it has one).
+    """
     from .provenance.log import log_registrations
 
     new_ids = [r.id for r in results if r.duplicate_of is None]
     if not new_ids:
         return {}
     entries = store.get_many(new_ids)
-    logged = log_registrations(directory, [entries[i] for i in new_ids])
+    batch = [entries[i] for i in new_ids]
+    digests = [
+        None if e.derivative_digest is None else bytes.fromhex(e.derivative_digest) for e in batch
+    ]
+    logged = log_registrations(directory, batch, digests)
     return {e.bank_id: e.index for e in logged if e.bank_id is not None}
 
 
@@ -451,14 +609,17 @@ def bank_list(
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """List registered fingerprints (id, label, quality, PDQ, time added)."""
+    """List registered fingerprints (id, label, quality, PDQ, whether it has a
+    derivative fingerprint, time added)."""
 
     with _guard(json_out), _open_store(bank) as store:
         if json_out:
             for entry in store.entries(limit=limit):
-                _emit(entry.to_dict())
+                _emit({**entry.to_dict(), "derivative_digest": entry.derivative_digest})
             return
-        table = Table("id", "label", "quality", "pdq", "added (UTC)", "source", box=None)
+        table = Table(
+            "id", "label", "quality", "pdq", "derivative", "added (UTC)", "source", box=None
+        )
         count = 0
         for entry in store.entries(limit=limit):
             count += 1
@@ -467,6 +628,7 @@ def bank_list(
                 escape(entry.label),
                 "-" if entry.quality is None else str(entry.quality),
                 "-" if entry.pdq is None else str(entry.pdq)[:16] + "…",
+                "-" if entry.derivative_digest is None else "yes",
                 entry.added_at,
                 escape(entry.source or ""),
             )
@@ -526,6 +688,7 @@ def bank_stats(bank: BankOpt = None, json_out: JsonOpt = False) -> None:
         f"bank        {escape(stats.path)}\n"
         f"entries     {stats.entries:,}\n"
         f"with PDQ    {stats.with_pdq:,} ({stats.low_quality:,} of low quality)\n"
+        f"with derivative fingerprint {stats.with_derivative:,}\n"
         f"with SHA-256 {stats.with_sha256:,}\n"
         f"last change #{stats.last_seq:,}\n"
         f"size        {stats.database_bytes / 1e6:,.1f} MB"

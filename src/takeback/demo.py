@@ -1,9 +1,11 @@
 """The end-to-end demonstration behind ``takeback demo``.
 
-Registers real sample photos that ship with scikit-image, makes doctored and
-reposted copies of two of them in code (benign edits only: a region replaced by
-part of another photo, a crop, a flip, re-encoding), adds a photo that was never
-registered, and matches everything against the bank.
+Registers real sample photos that ship with scikit-image (PDQ and derivative
+fingerprints), makes doctored and reposted copies of two of them in code
+(benign edits only: a region replaced by part of another photo, a crop, a flip,
+re-encoding), adds a photo that was never registered, and matches everything
+against the bank: PDQ finds the light edits, the derivative fingerprint the
+copy with a third of the picture replaced.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from PIL import Image, ImageFilter
 from .bank.matcher import Matcher
 from .bank.model import BankEntry
 from .bank.store import SqliteStore
+from .fingerprint.batch import fingerprint_for_bank
 from .fingerprint.pdq import fingerprint_file
+from .imageio import pdq_pixels, read_bytes
 from .samples import SAMPLE_PHOTOS, UNREGISTERED_PHOTO, sample_photo
 
 __all__ = ["doctor", "run_demo"]
@@ -113,17 +117,20 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
     suspects_dir = workdir / "suspects"
     suspects_dir.mkdir(exist_ok=True)
 
-    say("[bold]1. Register sample photos[/] (only fingerprints are stored)")
+    say("[bold]1. Register sample photos[/] (only fingerprints are stored: PDQ and derivative)")
     with SqliteStore.create(workdir / "bank") as store:
         entries = []
         for name in SAMPLE_PHOTOS:
-            fp = fingerprint_file(sample_photo(name))
+            fp, derivative, _ = fingerprint_for_bank(sample_photo(name))
             entries.append(
-                BankEntry.from_fingerprint(fp, label=name, source="scikit-image sample data")
+                BankEntry.from_fingerprint(
+                    fp, label=name, source="scikit-image sample data", derivative=derivative
+                )
             )
         results = store.add(entries)
-        for name, res in zip(SAMPLE_PHOTOS, results, strict=True):
-            say(f"   #{res.id} {name}")
+        for name, entry, res in zip(SAMPLE_PHOTOS, entries, results, strict=True):
+            kinds = "PDQ" if entry.derivative is None else "PDQ + derivative"
+            say(f"   #{res.id} {name} ({kinds})")
 
         say("[bold]2. Make doctored and reposted copies in code[/]")
         astronaut = Image.open(sample_photo("astronaut.png")).convert("RGB")
@@ -131,19 +138,19 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
         chelsea = Image.open(sample_photo("chelsea.png")).convert("RGB")
         stranger = Image.open(sample_photo(UNREGISTERED_PHOTO)).convert("RGB")
 
-        cases: list[tuple[str, bytes, str | None, str]] = []
+        # (file name, bytes, expected label and method or None, what was done)
+        cases: list[tuple[str, bytes, tuple[str, str] | None, str]] = []
         data, share = doctor(chelsea, coffee, replaced=0.05, crop=0.01, quality=85)
         what = f"{share:.0%} of the frame replaced by another photo, edges trimmed 1%, JPEG 85"
-        cases.append(("chelsea-doctored.jpg", data, "chelsea.png", what))
+        cases.append(("chelsea-doctored.jpg", data, ("chelsea.png", "pdq"), what))
         repost = _repost(astronaut, scale=0.5, flip=True, quality=70)
-        cases.append(
-            ("astronaut-repost.jpg", repost, "astronaut.png", "mirrored, 50% size, JPEG 70")
-        )
+        what = "mirrored, 50% size, JPEG 70"
+        cases.append(("astronaut-repost.jpg", repost, ("astronaut.png", "pdq"), what))
         stranger_jpeg = _repost(stranger, scale=0.8, flip=False, quality=85)
         cases.append(("stranger.jpg", stranger_jpeg, None, "a photo that was never registered"))
         data, share = doctor(chelsea, coffee, replaced=0.35, crop=0.08, quality=75)
         what = f"{share:.0%} of the frame replaced, 8% cropped, JPEG 75"
-        cases.append(("chelsea-heavily-doctored.jpg", data, "gap", what))
+        cases.append(("chelsea-heavily-doctored.jpg", data, ("chelsea.png", "derivative"), what))
 
         say("[bold]3. Match them against the bank[/]")
         report_cases = []
@@ -152,21 +159,24 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
             for file_name, data, expected, what in cases:
                 path = suspects_dir / file_name
                 path.write_bytes(data)
-                result = matcher.match(fingerprint_file(path, variants=True))
+                result = matcher.match(
+                    fingerprint_file(path, variants=True),
+                    suspect=lambda path=path: pdq_pixels(read_bytes(path)).pixels,
+                )
                 top = result.matches[0] if result.matches else None
-                found = top.label if top else None
-                if expected == "gap":
-                    verdict = (
-                        "found"
-                        if found == "chelsea.png"
-                        else "not found by PDQ: this is the gap the derivative fingerprint closes"
-                    )
-                else:
-                    good = found == expected
-                    ok &= good
-                    verdict = "as expected" if good else "UNEXPECTED"
+                found = None if top is None else (top.label, top.method)
+                good = found == expected
+                ok &= good
+                verdict = "as expected" if good else "UNEXPECTED"
                 if top is None:
                     say(f"   {file_name} ({what}): no match - {verdict}")
+                elif top.method == "derivative":
+                    mirrored = ", mirrored" if top.mirrored else ""
+                    say(
+                        f"   {file_name} ({what}): not found by PDQ, found by the derivative "
+                        f"fingerprint: a doctored copy, {top.coverage or 0:.0%} of it explained "
+                        f"by {top.label}{mirrored} (score {top.score:.2f}) - {verdict}"
+                    )
                 else:
                     variant = "" if top.variant in (None, "original") else f", as {top.variant}"
                     say(
@@ -177,7 +187,8 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
                     {
                         "suspect": file_name,
                         "edit": what,
-                        "expected": None if expected == "gap" else expected,
+                        "expected": None if expected is None else expected[0],
+                        "expected_method": None if expected is None else expected[1],
                         "matches": [m.to_dict() for m in result.matches],
                     }
                 )
@@ -193,11 +204,11 @@ def run_demo(workdir: Path, *, echo: Callable[[str], None] | None = None) -> dic
 
 
 def _examine_step(workdir: Path, suspect: Path, say: Callable[[str], None]) -> dict[str, Any]:
-    """Examine the copy PDQ missed against its original and write an evidence package."""
+    """Examine the doctored copy against its original and write an evidence package."""
     from .evidence import CaseInfo, verify_package, write_package
     from .examine.pipeline import examine
 
-    say("[bold]4. Examine the copy PDQ missed against the original, write evidence[/]")
+    say("[bold]4. Examine the doctored copy against the original, write evidence[/]")
     original = sample_photo("chelsea.png")
     result = examine(suspect, original=original)
     a = result.alignment

@@ -1057,6 +1057,8 @@ def write_entries(entries: Iterable[BankEntry], out: TextIO, *, fmt: str) -> int
         write(json.dumps({"format": JSONL_FORMAT, "version": JSONL_VERSION}, separators=(",", ":")))
         write("\n")
         for entry in entries:
+            # No derivative fingerprint (nor its digest): they stay in the bank
+            # that holds them (see formats.md).
             write(json.dumps(entry.to_dict(), separators=(",", ":")))
             write("\n")
             count += 1

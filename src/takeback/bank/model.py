@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Final, Literal
 
+from ..errors import InvalidHashError
 from ..fingerprint.types import Fingerprint, PdqHash
 
-__all__ = ["AddResult", "BankEntry", "BankStats", "Change", "utc_now"]
+if TYPE_CHECKING:
+    from ..fingerprint.derivative import DerivativeFingerprint
+
+__all__ = ["DERIVATIVE_MAX_STORED", "AddResult", "BankEntry", "BankStats", "Change", "utc_now"]
+
+#: Largest derivative fingerprint a store accepts, in bytes: a sanity bound well
+#: above the format's own limit (``takeback.fingerprint.derivative.MAX_BYTES``).
+DERIVATIVE_MAX_STORED: Final = 64 * 1024
 
 
 def utc_now() -> str:
@@ -41,6 +50,16 @@ class BankEntry:
         Free-text provenance note ("imported from partner.csv", a partner reference).
     seq : int or None
         The change-sequence number at which the entry was added.
+    derivative : bytes or None
+        The serialized derivative fingerprint to store with the entry
+        (:meth:`DerivativeFingerprint.to_bytes`). Only for adding: stores never
+        read these blobs back with the entry (``Store.derivatives()`` and
+        ``Store.get_derivatives()`` do), so it is None on entries read from a
+        bank and is left out of comparisons.
+    derivative_digest : str or None
+        SHA-256 (hex) of the stored derivative fingerprint, None when the entry
+        has none (``--privacy pdq-only``, too little detail, imported). Computed
+        from ``derivative`` when that is given; filled in by stores on reads.
     """
 
     label: str
@@ -54,12 +73,35 @@ class BankEntry:
     source: str | None = None
     id: int | None = None
     seq: int | None = None
+    derivative: bytes | None = field(default=None, repr=False, compare=False)
+    derivative_digest: str | None = None
+
+    def __post_init__(self) -> None:
+        blob = self.derivative
+        if blob is None:
+            return
+        if not isinstance(blob, bytes) or not 0 < len(blob) <= DERIVATIVE_MAX_STORED:
+            raise InvalidHashError(
+                f"the derivative fingerprint of {self.label!r} must be 1 to "
+                f"{DERIVATIVE_MAX_STORED:,} bytes"
+            )
+        digest = hashlib.sha256(blob).hexdigest()
+        if self.derivative_digest not in (None, digest):
+            raise InvalidHashError(
+                f"the derivative digest of {self.label!r} does not match its derivative fingerprint"
+            )
+        object.__setattr__(self, "derivative_digest", digest)
 
     @classmethod
     def from_fingerprint(
-        cls, fp: Fingerprint, *, label: str, source: str | None = None
+        cls,
+        fp: Fingerprint,
+        *,
+        label: str,
+        source: str | None = None,
+        derivative: DerivativeFingerprint | None = None,
     ) -> BankEntry:
-        """A new (unsaved) entry for a freshly computed fingerprint."""
+        """A new (unsaved) entry for a freshly computed fingerprint (and its derivative)."""
         return cls(
             label=label,
             sha256=fp.sha256,
@@ -69,13 +111,15 @@ class BankEntry:
             width=fp.width,
             height=fp.height,
             source=source,
+            derivative=None if derivative is None else derivative.to_bytes(),
         )
 
     def with_ids(self, id: int, seq: int) -> BankEntry:
         return replace(self, id=id, seq=seq)
 
     def to_dict(self) -> dict[str, object]:
-        """The TakeBack JSON form (``bank list --json``, JSON-lines export)."""
+        """The TakeBack JSON-lines form (export; ``bank list --json`` adds
+        ``derivative_digest``, which exports leave out: see ``docs/formats.md``)."""
         return {
             "id": self.id,
             "label": self.label,
@@ -120,3 +164,5 @@ class BankStats:
     last_seq: int
     database_bytes: int
     path: str
+    #: Entries with a derivative fingerprint.
+    with_derivative: int = 0

@@ -7,7 +7,15 @@ dedicated schema, ``takeback``, of an existing database (create the database wit
     takeback.bank     one row: application tag, schema version, creation time
     takeback.head     one row: the last id and the last change sequence handed out
     takeback.entries  one row per fingerprint (hashes as bytea, never pixels)
+    takeback.derivatives  the derivative fingerprint of an entry that has one:
+                      (entry_id, digest, blob), its own table so that loading
+                      the PDQ hashes never reads the blobs
     takeback.changes  the change feed: (seq, op, entry_id, at), ids only
+
+A bank of schema version 1 (before derivative fingerprints) is upgraded in
+place when it is opened, if the user may create tables in the schema (its
+owner); otherwise it is used as it is, without derivative fingerprints, until
+its owner opens it once.
 
 Feed order
 ----------
@@ -34,14 +42,20 @@ A replica starts from :meth:`PostgresStore.pdq_snapshot`: the PDQ arrays and the
 last sequence number they include, read in one snapshot, so following
 ``changes(since=that seq)`` afterwards neither misses nor repeats a change.
 
+An entry's derivative fingerprint is written in the same transaction and under
+the same ``add`` change as the entry, and deleted with it (``ON DELETE
+CASCADE``) under its ``remove``: a replica that applies ``add`` reads it with
+:meth:`PostgresStore.get_derivatives`, and drops it on ``remove``.
+
 Removal
 -------
-Removal deletes the row in the same transaction that records the ``remove``
-change (which holds the id only): no reader sees the hash once the transaction
-has committed. PostgreSQL, unlike the SQLite store, does not overwrite the freed
-bytes at once: the dead row version stays in the table file until ``VACUUM``
-(autovacuum) prunes the page and its space is reused, and in the write-ahead log
-until that is recycled. Run ``VACUUM FULL takeback.entries`` (it locks the table)
+Removal deletes the row (and the entry's derivative fingerprint) in the same
+transaction that records the ``remove`` change (which holds the id only): no
+reader sees the hash once the transaction has committed. PostgreSQL, unlike the
+SQLite store, does not overwrite the freed bytes at once: the dead row version
+stays in the table file until ``VACUUM`` (autovacuum) prunes the page and its
+space is reused, and in the write-ahead log until that is recycled. Run
+``VACUUM FULL takeback.entries, takeback.derivatives`` (it locks the tables)
 when a withdrawal must also be gone from the disk immediately.
 
 Errors
@@ -78,9 +92,9 @@ from ..errors import (
     TakeBackError,
 )
 from ..fingerprint.types import PDQ_MIN_QUALITY
-from .model import AddResult, BankEntry, BankStats, Change, utc_now
+from .model import DERIVATIVE_MAX_STORED, AddResult, BankEntry, BankStats, Change, utc_now
 from .open import redact_url
-from .store import Store, entry_from_row, entry_row
+from .store import Store, derivative_row, entry_from_row, entry_row, pages
 
 __all__ = [
     "APPLICATION",
@@ -92,8 +106,9 @@ __all__ = [
 
 #: The database schema that holds a bank.
 SCHEMA: Final = "takeback"
-#: Version of the schema below (``takeback.bank.schema_version``).
-SCHEMA_VERSION: Final = 1
+#: Version of the schema below (``takeback.bank.schema_version``). Version 1 had
+#: no ``takeback.derivatives``; such banks are upgraded when opened.
+SCHEMA_VERSION: Final = 2
 #: Tag in ``takeback.bank.application``: anything else is not a TakeBack bank.
 APPLICATION: Final = "takeback-bank"
 #: Channel of the ``NOTIFY`` sent by every write; the payload is the last sequence number.
@@ -140,8 +155,20 @@ CREATE TABLE takeback.changes (
     at        text   NOT NULL
 );
 """
+# Added by schema version 2. Blobs are stored out of line uncompressed
+# (EXTERNAL): binary descriptors do not compress, so trying costs CPU for nothing.
+_DDL_DERIVATIVES: Final = f"""
+CREATE TABLE takeback.derivatives (
+    entry_id  bigint PRIMARY KEY REFERENCES takeback.entries (id) ON DELETE CASCADE,
+    digest    bytea  NOT NULL CHECK (length(digest) = 32),
+    blob      bytea  NOT NULL CHECK (length(blob) BETWEEN 1 AND {DERIVATIVE_MAX_STORED})
+);
+ALTER TABLE takeback.derivatives ALTER COLUMN blob SET STORAGE EXTERNAL;
+"""
 _TABLES: Final = ("bank", "head", "entries", "changes")
 _COLUMNS: Final = "id, label, sha256, md5, pdq, quality, width, height, added_at, source, seq"
+_DERIVATIVE_COLUMNS: Final = "entry_id, digest, blob"
+_DERIVATIVE_TYPES: Final = ("int8", "bytea", "bytea")
 _ENTRY_TYPES: Final = (
     "int8", "text", "bytea", "bytea", "bytea", "int2", "int4", "int4", "text", "text", "int8",
 )  # fmt: skip
@@ -343,7 +370,12 @@ class PostgresStore(Store):
     name: ClassVar[str] = "postgres"
 
     def __init__(
-        self, conn: psycopg.Connection[tuple[Any, ...]], target: _Target, busy_timeout: float
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        target: _Target,
+        busy_timeout: float,
+        *,
+        derivatives: bool = True,
     ) -> None:
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = conn
         self._target = target
@@ -352,6 +384,13 @@ class PostgresStore(Store):
         self._closed = False
         #: The bank's URL without the password.
         self.location = target.display
+        self._derivatives = derivatives  # False: a version-1 bank this user cannot upgrade
+        self._select = (
+            f"SELECT {_COLUMNS}, d.digest FROM takeback.entries e"
+            " LEFT JOIN takeback.derivatives d ON d.entry_id = e.id"
+            if derivatives
+            else f"SELECT {_COLUMNS}, NULL::bytea FROM takeback.entries e"
+        )
 
     # -- opening -----------------------------------------------------------
     @classmethod
@@ -384,11 +423,11 @@ class PostgresStore(Store):
         conn = target.connect(busy_timeout)
         try:
             with _PgErrors(target, "open"):
-                _prepare(conn, target, create=create)
+                upgraded = _prepare(conn, target, create=create)
         except BaseException:
             conn.close()
             raise
-        return cls(conn, target, busy_timeout)
+        return cls(conn, target, busy_timeout, derivatives=upgraded)
 
     @contextlib.contextmanager
     def _use(self, action: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
@@ -460,6 +499,7 @@ class PostgresStore(Store):
             results: list[AddResult] = []
             rows: list[tuple[object, ...]] = []
             change_rows: list[tuple[object, ...]] = []
+            derivative_rows: list[tuple[object, ...]] = []
             for entry in batch:
                 if entry.sha256:
                     key, seen = entry.sha256, existing_sha
@@ -476,10 +516,26 @@ class PostgresStore(Store):
                     seen[key] = last_id
                 rows.append(entry_row(entry, last_id, last_seq))
                 change_rows.append((last_seq, "add", last_id, now))
+                if (row := derivative_row(entry, last_id)) is not None:
+                    derivative_rows.append(row)
                 results.append(AddResult(id=last_id))
+            if derivative_rows and not self._derivatives:
+                raise BankError(
+                    f"the bank at {self.location} predates derivative fingerprints and this "
+                    "user may not upgrade it: open it once as the schema's owner (any "
+                    "`takeback` command upgrades it); nothing was changed",
+                    path=self.location,
+                )
             if rows:
                 _copy_in(cur, f"takeback.entries ({_COLUMNS})", _ENTRY_TYPES, rows)
                 _copy_in(cur, f"takeback.changes ({_CHANGE_COLUMNS})", _CHANGE_TYPES, change_rows)
+                if derivative_rows:
+                    _copy_in(
+                        cur,
+                        f"takeback.derivatives ({_DERIVATIVE_COLUMNS})",
+                        _DERIVATIVE_TYPES,
+                        derivative_rows,
+                    )
                 self._advance(cur, last_id, last_seq)
         return results
 
@@ -521,28 +577,19 @@ class PostgresStore(Store):
             return {}
         with self._use("read") as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM takeback.entries WHERE id = ANY(%s::bigint[])",
-                (wanted,),
+                f"{self._select} WHERE id = ANY(%s::bigint[])", (wanted,)
             ).fetchall()
         return {row[0]: entry_from_row(row) for row in rows}
 
     def entries(self, *, after_id: int = 0, limit: int | None = None) -> Iterator[BankEntry]:
-        remaining = limit
-        last = after_id
-        while remaining is None or remaining > 0:
-            page = _PAGE if remaining is None else min(_PAGE, remaining)
+        def page(last: int, size: int) -> list[Any]:
             with self._use("read") as conn:
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM takeback.entries WHERE id > %s ORDER BY id LIMIT %s",
-                    (last, page),
+                return conn.execute(
+                    f"{self._select} WHERE id > %s ORDER BY id LIMIT %s", (last, size)
                 ).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                yield entry_from_row(row)
-            last = rows[-1][0]
-            if remaining is not None:
-                remaining -= len(rows)
+
+        for row in pages(page, after_id=after_id, limit=limit, size=_PAGE):
+            yield entry_from_row(row)
 
     def find_exact(self, *, sha256: str | None = None, md5: str | None = None) -> list[BankEntry]:
         clauses: list[str] = []
@@ -557,8 +604,7 @@ class PostgresStore(Store):
             return []
         with self._use("read") as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM takeback.entries WHERE {' OR '.join(clauses)} ORDER BY id",
-                params,
+                f"{self._select} WHERE {' OR '.join(clauses)} ORDER BY id", params
             ).fetchall()
         return [entry_from_row(r) for r in rows]
 
@@ -621,6 +667,35 @@ class PostgresStore(Store):
             ids_out, codes_out = ids_out[order], codes_out[order]
         return int(last_seq or 0), ids_out, codes_out
 
+    def derivatives(
+        self, *, after_id: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        if not self._derivatives:
+            return
+
+        def page(last: int, size: int) -> list[Any]:
+            with self._use("read") as conn, conn.cursor(binary=True) as cur:
+                return cur.execute(
+                    "SELECT entry_id, blob FROM takeback.derivatives WHERE entry_id > %s"
+                    " ORDER BY entry_id LIMIT %s",
+                    (last, size),
+                ).fetchall()
+
+        for entry_id, blob in pages(page, after_id=after_id, limit=limit, size=_PAGE):
+            yield entry_id, bytes(blob)
+
+    def get_derivatives(self, ids: Iterable[int]) -> dict[int, bytes]:
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        if not wanted or not self._derivatives:
+            return {}
+        with self._use("read") as conn, conn.cursor(binary=True) as cur:
+            rows = cur.execute(
+                "SELECT entry_id, blob FROM takeback.derivatives"
+                " WHERE entry_id = ANY(%s::bigint[])",
+                (wanted,),
+            ).fetchall()
+        return {entry_id: bytes(blob) for entry_id, blob in rows}
+
     def changes(self, *, since: int = 0, limit: int = 1000) -> list[Change]:
         with self._use("read") as conn:
             rows = conn.execute(
@@ -631,18 +706,19 @@ class PostgresStore(Store):
         return [Change(seq=r[0], op=r[1], entry_id=r[2], at=r[3]) for r in rows]
 
     def stats(self) -> BankStats:
+        derivatives = "(SELECT count(*) FROM takeback.derivatives)" if self._derivatives else "0"
         with self._use("read") as conn:
             row = conn.execute(
                 "SELECT count(*), count(pdq), count(*) FILTER (WHERE quality < %s),"
                 " count(sha256), (SELECT last_seq FROM takeback.head),"
                 " (SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
                 "  JOIN pg_namespace n ON n.oid = c.relnamespace"
-                "  WHERE n.nspname = %s AND c.relkind = 'r')"
+                f"  WHERE n.nspname = %s AND c.relkind = 'r'), {derivatives}"
                 " FROM takeback.entries",
                 (PDQ_MIN_QUALITY, SCHEMA),
             ).fetchone()
         assert row is not None  # an aggregate always returns a row
-        entries, with_pdq, low, with_sha, last_seq, size = row
+        entries, with_pdq, low, with_sha, last_seq, size, with_derivative = row
         return BankStats(
             entries=entries,
             with_pdq=with_pdq,
@@ -651,6 +727,7 @@ class PostgresStore(Store):
             last_seq=last_seq or 0,
             database_bytes=int(size or 0),
             path=self.location,
+            with_derivative=with_derivative,
         )
 
     def close(self) -> None:
@@ -661,10 +738,16 @@ class PostgresStore(Store):
             conn.close()
 
 
-def _prepare(conn: psycopg.Connection[tuple[Any, ...]], target: _Target, *, create: bool) -> None:
-    """Check the bank's schema, or create it (``create``) when there is none."""
-    if _inspect(conn, target) == "ok":
-        return
+def _prepare(conn: psycopg.Connection[tuple[Any, ...]], target: _Target, *, create: bool) -> bool:
+    """Check the bank's schema (upgrading an older one), or create it (``create``)
+    when there is none.
+
+    Returns False for a bank of an older schema that this user may not upgrade
+    (it is then used as it is, without derivative fingerprints).
+    """
+    found = _inspect(conn, target)
+    if found != "absent":
+        return found == SCHEMA_VERSION or _upgrade(conn, target)
     if not create:
         raise BankNotFoundError(
             f"no TakeBack bank in the database {target.dbname!r} at {target.hostport}: "
@@ -675,8 +758,9 @@ def _prepare(conn: psycopg.Connection[tuple[Any, ...]], target: _Target, *, crea
     with conn.transaction():
         # Two processes creating the same bank at once: the second waits, then finds it.
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
-        if _inspect(conn, target) == "absent":
-            for statement in _DDL.split(";"):
+        found = _inspect(conn, target)
+        if found == "absent":
+            for statement in (_DDL + _DDL_DERIVATIVES).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(
@@ -685,10 +769,39 @@ def _prepare(conn: psycopg.Connection[tuple[Any, ...]], target: _Target, *, crea
                 (APPLICATION, SCHEMA_VERSION, utc_now()),
             )
             conn.execute("INSERT INTO takeback.head (last_id, last_seq) VALUES (0, 0)")
+            return True
+    return found == SCHEMA_VERSION or _upgrade(conn, target)
 
 
-def _inspect(conn: psycopg.Connection[tuple[Any, ...]], target: _Target) -> Literal["ok", "absent"]:
-    """``ok`` for a bank of a known version, ``absent`` when there is no (or an empty) schema."""
+def _upgrade(conn: psycopg.Connection[tuple[Any, ...]], target: _Target) -> bool:
+    """Bring a bank of an older schema up to :data:`SCHEMA_VERSION`, in place.
+
+    Returns False when this user may not (not the owner, or a read-only
+    standby): the bank is then used without derivative fingerprints.
+    """
+    try:
+        with conn.transaction():
+            # Writers hold the head row; an upgrade waits for them, and two
+            # upgrades take turns on the creation lock.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+            version = conn.execute(
+                "SELECT schema_version FROM takeback.bank WHERE singleton FOR UPDATE"
+            ).fetchone()
+            if version is not None and version[0] < 2:
+                for statement in _DDL_DERIVATIVES.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            conn.execute(
+                "UPDATE takeback.bank SET schema_version = %s WHERE singleton", (SCHEMA_VERSION,)
+            )
+    except (pgerrors.InsufficientPrivilege, pgerrors.ReadOnlySqlTransaction):
+        return False
+    return True
+
+
+def _inspect(conn: psycopg.Connection[tuple[Any, ...]], target: _Target) -> int | Literal["absent"]:
+    """The schema version of a bank of a known version, ``absent`` when there is
+    no (or an empty) schema."""
     found = dict(
         conn.execute(
             "SELECT c.relname, c.relkind FROM pg_namespace n"
@@ -720,7 +833,13 @@ def _inspect(conn: psycopg.Connection[tuple[Any, ...]], target: _Target) -> Lite
             f"(schema {row[1]}); upgrade TakeBack",
             path=target.display,
         )
-    return "ok"
+    if row[1] >= 2 and found.get("derivatives") != "r":
+        raise BankCorruptError(
+            f"the bank at {target.display} has lost its derivatives table; "
+            "restore it from a backup",
+            path=target.display,
+        )
+    return int(row[1])
 
 
 def _existing(cur: psycopg.Cursor[tuple[Any, ...]], query: str, hexes: list[str]) -> dict[str, int]:

@@ -1,4 +1,10 @@
-"""Fingerprinting many files, on all cores, in input order."""
+"""Fingerprinting many files, on all cores, in input order.
+
+Registration (``takeback bank add``) computes two fingerprints per photo from
+one decode (:func:`fingerprint_for_bank`): PDQ and, unless the photo is
+registered PDQ-only, the derivative fingerprint
+(:mod:`takeback.fingerprint.derivative`).
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,51 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from .. import errors
 from ..errors import TakeBackError
-from ..imageio import ImageLimits
-from .pdq import fingerprint_file
+from ..imageio import ImageLimits, pdq_pixels, read_bytes
+from .pdq import fingerprint_canonical, fingerprint_file
 from .types import Fingerprint
 
-__all__ = ["BatchItem", "default_jobs", "fingerprint_paths"]
+if TYPE_CHECKING:
+    from .derivative import DerivativeFingerprint
+
+__all__ = ["BatchItem", "default_jobs", "fingerprint_for_bank", "fingerprint_paths"]
 
 # Below this many files a worker pool costs more than it saves.
 _POOL_MIN_FILES: Final = 4
 
+# An error crosses the process boundary as (class name, message, path).
+_Parts = tuple[str, str, str | None]
+_Result = tuple[str, Fingerprint | None, _Parts | None, bytes | None, _Parts | None]
+
 
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """The outcome for one path: a fingerprint or the error that prevented it."""
+    """The outcome for one path: fingerprints or the error that prevented them.
+
+    Attributes
+    ----------
+    path : str
+    fingerprint : Fingerprint or None
+        None when the file could not be fingerprinted at all (``error`` says why).
+    error : TakeBackError or None
+    derivative : DerivativeFingerprint or None
+        Only when asked for (``fingerprint_paths(..., derivative=True)``) and
+        the photo has enough detail.
+    derivative_error : TakeBackError or None
+        Why there is no derivative fingerprint although one was asked for
+        (usually ``TooLittleDetailError``, code ``too_little_detail``); the
+        PDQ fingerprint is still there.
+    """
 
     path: str
     fingerprint: Fingerprint | None = None
     error: TakeBackError | None = None
+    derivative: DerivativeFingerprint | None = None
+    derivative_error: TakeBackError | None = None
 
 
 def default_jobs() -> int:
@@ -38,22 +68,95 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _work(
-    args: tuple[str, ImageLimits, bool],
-) -> tuple[str, Fingerprint | None, tuple[str, str, str | None] | None]:
-    path, limits, variants = args
+def fingerprint_for_bank(
+    path: str | os.PathLike[str], *, limits: ImageLimits | None = None, variants: bool = False
+) -> tuple[Fingerprint, DerivativeFingerprint | None, TakeBackError | None]:
+    """A photo's PDQ fingerprint and derivative fingerprint, from one decode.
+
+    The derivative fingerprint is computed from the canonical PDQ pixels
+    (:func:`takeback.imageio.pdq_pixels`: for a JPEG the DCT-domain draft
+    decode, then a whole-factor reduction that keeps the shorter side at least
+    512 px), not from a second, full-resolution decode: extraction works at 640
+    px on the longer side anyway. On the held-out edit suite (268 doctored and
+    reposted copies of 67 photos) both ways verified the same copies (221 and
+    220), with originals fingerprinted in 50 instead of 81 ms. The
+    fingerprint's ``width`` and ``height`` are therefore those of the canonical
+    pixels; ``Fingerprint.width`` and ``height`` (and the bank entry) keep the
+    full-resolution size, and :class:`~takeback.bank.matcher.Matcher` reports
+    derivative matrices in the full-resolution frame.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    limits : ImageLimits, optional
+        Bounds file size and pixel count (time and memory per photo).
+    variants : bool
+        Also compute the 8 dihedral PDQ hashes.
+
+    Returns
+    -------
+    (Fingerprint, DerivativeFingerprint or None, TakeBackError or None)
+        The third item says why there is no derivative fingerprint (too little
+        detail: a flat, blank or very blurred image).
+
+    Raises
+    ------
+    takeback.errors.ImageError
+        The file is not a usable image (nothing can be registered).
+
+    Examples
+    --------
+    >>> from takeback.samples import sample_photo
+    >>> fp, derivative, why = fingerprint_for_bank(sample_photo("astronaut.png"))
+    >>> fp.width, derivative is not None, why
+    (512, True, None)
+    """
+    from .derivative import DerivativeError, derivative_from_pixels
+
+    name = os.fspath(path)
+    data = read_bytes(path, limits)
+    canonical = pdq_pixels(data, name=name, limits=limits)
+    fp = fingerprint_canonical(data, canonical, variants=variants)
     try:
-        return path, fingerprint_file(path, limits=limits, variants=variants), None
+        return fp, derivative_from_pixels(canonical.pixels, size=(fp.width, fp.height)), None
+    except DerivativeError as exc:
+        return fp, None, exc
+
+
+def _parts(exc: TakeBackError) -> _Parts:
+    # Exceptions with keyword-only fields do not pickle faithfully: send the parts.
+    return (type(exc).__name__, exc.message, exc.path)
+
+
+def _work(args: tuple[str, ImageLimits, bool, bool]) -> _Result:
+    path, limits, variants, derivative = args
+    try:
+        if not derivative:
+            return path, fingerprint_file(path, limits=limits, variants=variants), None, None, None
+        fp, der, why = fingerprint_for_bank(path, limits=limits, variants=variants)
     except TakeBackError as exc:
-        # Exceptions with keyword-only fields do not pickle faithfully: send the parts.
-        return path, None, (type(exc).__name__, exc.message, exc.path)
+        return path, None, _parts(exc), None, None
+    blob = None if der is None else der.to_bytes()
+    return path, fp, None, blob, None if why is None else _parts(why)
 
 
-def _rebuild(path: str, parts: tuple[str, str, str | None]) -> TakeBackError:
-    cls = getattr(errors, parts[0], TakeBackError)
+def _one_thread() -> None:
+    """In a worker of a pool that has a process per core, OpenCV uses one thread."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _rebuild(path: str, parts: _Parts) -> TakeBackError:
+    name, message, where = parts
+    cls = getattr(errors, name, None)
+    if cls is None:
+        from . import derivative  # TooLittleDetailError and its kin live there
+
+        cls = getattr(derivative, name, TakeBackError)
     if not (isinstance(cls, type) and issubclass(cls, TakeBackError)):
         cls = TakeBackError
-    return cls(parts[1], path=parts[2] or path)
+    return cls(message, path=where or path)
 
 
 def fingerprint_paths(
@@ -62,35 +165,52 @@ def fingerprint_paths(
     jobs: int | None = None,
     limits: ImageLimits | None = None,
     variants: bool = False,
+    derivative: bool = False,
     on_done: Callable[[BatchItem], None] | None = None,
 ) -> Iterator[BatchItem]:
     """Fingerprint files in parallel, yielding results in the order of ``paths``.
 
     A file that fails yields a :class:`BatchItem` with ``error`` set; the others
     go on. ``jobs`` defaults to all cores; 1 hashes in this process.
-    ``variants`` also computes the 8 dihedral hashes (for matching).
+    ``variants`` also computes the 8 dihedral hashes (for matching);
+    ``derivative`` also the derivative fingerprint (for registration, see
+    :func:`fingerprint_for_bank`).
     """
     limits = limits or ImageLimits()
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    work = [(p, limits, variants) for p in paths]
+    work = [(p, limits, variants, derivative) for p in paths]
     if jobs == 1 or len(work) < _POOL_MIN_FILES:
-        results: Iterator[tuple[str, Fingerprint | None, tuple[str, str, str | None] | None]] = (
-            _work(w) for w in work
-        )
-        yield from _wrap(results, on_done)
+        yield from _wrap((_work(w) for w in work), on_done)
         return
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=min(jobs, len(work)), mp_context=context) as pool:
+    # Not "fork": a child forked from a parent whose OpenCV / BLAS thread pools
+    # have run can deadlock on its first call into them. The fork server is a
+    # fresh process, forked before any such pool exists.
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(work)),
+        mp_context=context,
+        initializer=_one_thread if derivative else None,
+    ) as pool:
         chunk = max(1, min(16, len(work) // (jobs * 8)))
         yield from _wrap(pool.map(_work, work, chunksize=chunk), on_done)
 
 
 def _wrap(
-    results: Iterator[tuple[str, Fingerprint | None, tuple[str, str, str | None] | None]],
-    on_done: Callable[[BatchItem], None] | None,
+    results: Iterator[_Result], on_done: Callable[[BatchItem], None] | None
 ) -> Iterator[BatchItem]:
-    for path, fp, failure in results:
-        item = BatchItem(path, fp, None if failure is None else _rebuild(path, failure))
+    for path, fp, failure, blob, why in results:
+        der = None
+        if blob is not None:
+            from .derivative import DerivativeFingerprint
+
+            der = DerivativeFingerprint.from_bytes(blob)
+        item = BatchItem(
+            path,
+            fp,
+            None if failure is None else _rebuild(path, failure),
+            der,
+            None if why is None else _rebuild(path, why),
+        )
         if on_done is not None:
             on_done(item)
         yield item

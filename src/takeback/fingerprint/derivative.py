@@ -1,12 +1,15 @@
-"""The derivative fingerprint: local binary features that survive body replacement.
+"""The derivative fingerprint: local features that survive body replacement.
 
 PDQ summarises the whole frame, so a fake that replaces the body, crops and
 rotates the photo no longer matches it. The derivative fingerprint keeps, for a
 few hundred small patches spread over the frame (face, hair, hands,
-background), an ORB descriptor and where the patch is. A suspect is matched by
-finding the same patches in it and checking that they sit where one
-similarity transform (scale, rotation, shift; mirrored suspects are tried too)
-puts them; the inlier count is calibrated against unrelated pairs.
+background), a shortened RootSIFT descriptor and where the patch is, how large
+and which way it points. A suspect is matched by finding the same patches in it
+and checking that they agree on one similarity transform (scale, rotation,
+shift; mirrored suspects are tried too): every correspondence proposes a
+transform from its own position, scale and orientation, and the proposal most
+others agree with (position, scale change and rotation all within tolerance)
+wins. The inlier count is calibrated against unrelated pairs.
 
 Coordinates
 -----------
@@ -15,23 +18,26 @@ point is ``(x, y) = (col, row)`` in pixels of the full-resolution, EXIF-oriented
 image, pixel centres at integers. A matrix ``H`` maps an original point ``p`` to
 the suspect by ``H @ (x, y, 1)``.
 
-Wire format (version 1)
+Wire format (version 2)
 -----------------------
 All integers little-endian::
 
     offset size  field
     0      4     magic b"TBDF"
-    4      1     format version (1)
-    5      1     detector (1 = ORB, 256-bit descriptors)
+    4      1     format version (2)
+    5      1     detector (2 = RootSIFT reduced to 32 principal axes, 1 byte each)
     6      2     number of features K (<= MAX_FEATURES)
     8      4     width of the original (px)
     12     4     height of the original (px)
-    16     32K   descriptors, K x 32 bytes
+    16     32K   descriptors, K x 32 bytes: round(128 + 42.5 * y_j / spread_j), clipped
     ..     4K    positions, K x (uint16 x, uint16 y): round(x / (width - 1) * 65535)
     ..     K     sizes, uint8: round(16 * log2(size in px)), clipped to 0..255
     ..     K     angles, uint8: round(angle / 360 * 256) mod 256
     ..     8     the first 8 bytes of SHA-256 over everything before
 
+``y`` is the RootSIFT descriptor minus the model's mean, projected on the
+model's 32 axes (``derivative_model.npz``, trained by
+``bench/train_derivative.py`` on the tune half of the benchmark corpus).
 :attr:`DerivativeFingerprint.digest` is the SHA-256 of the whole blob, which is
 what the registration log commits to (``derivative_digest``). See
 ``docs/derivative.md`` for what the fingerprint reveals about the photo.
@@ -43,6 +49,8 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Final
 
 import cv2
@@ -68,7 +76,7 @@ __all__ = [
 ]
 
 #: Format version written by :meth:`DerivativeFingerprint.to_bytes`.
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 #: Largest number of features a fingerprint holds.
 MAX_FEATURES: Final = 384
 #: Fewest features a fingerprint must hold; below this the photo has too little detail.
@@ -76,22 +84,34 @@ MIN_FEATURES: Final = 24
 #: Largest serialized size in bytes (the issue's budget is 16 KB).
 MAX_BYTES: Final = 16 * 1024
 #: Longer side, in pixels, both originals and suspects are brought to before extraction.
-WORKING_SIZE: Final = 640
-#: Features extracted from a suspect (per orientation).
+WORKING_SIZE: Final = 320
+#: Longer side, in pixels, suspects are brought to (the transform absorbs the
+#: difference from :data:`WORKING_SIZE`).
+SUSPECT_SIZE: Final = 320
+#: SIFT contrast threshold for suspects.
+SUSPECT_CONTRAST: Final = 0.015
+#: Features extracted from a suspect (the mirror image reuses them).
 SUSPECT_FEATURES: Final = 1500
-#: Lowe's ratio for tentative matches (best / second-best Hamming distance).
+#: Lowe's ratio for tentative matches (best / second-best descriptor distance).
 RATIO: Final = 0.9
-#: RANSAC reprojection threshold, in pixels of the working-size suspect.
-REPROJ_THRESHOLD: Final = 5.0
+#: SIFT contrast threshold (OpenCV's default is 0.04; lower finds features in flat regions).
+CONTRAST: Final = 0.015
+#: Largest distance, in working-size pixels of the original, between where a
+#: verified feature is and where the transform puts it (scaled with the transform).
+REPROJ_THRESHOLD: Final = 3.0
+#: Largest disagreement between a correspondence's own scale change (log2) and
+#: rotation and the transform's.
+SCALE_TOLERANCE: Final = 0.4
+ANGLE_TOLERANCE: Final = 15.0
 #: Score at or above which a verification is a match. The score is
 #: ``-log10(P_null) / 8`` where ``P_null`` is the fitted probability that an
-#: unrelated pair reaches the inlier count (see :func:`score_of_inliers`); 0.65
-#: means 11 inliers or more, ``P_null`` <= 1e-5 per verification, under 1e-4
-#: per query when a query verifies 8 candidates.
-DECISION_SCORE: Final = 0.65
+#: unrelated pair reaches the inlier count (see :func:`score_of_inliers`); 0.8
+#: means 6 inliers or more, ``P_null`` <= 4e-7 per verification, under 1e-5 per
+#: query when a query verifies 10 candidates in both orientations.
+DECISION_SCORE: Final = 0.8
 
 _MAGIC: Final = b"TBDF"
-_ORB: Final = 1
+_ROOTSIFT_PCA32: Final = 2
 _HEADER: Final = struct.Struct("<4sBBHII")
 _DESC_BYTES: Final = 32
 _PER_FEATURE: Final = _DESC_BYTES + 4 + 1 + 1
@@ -102,11 +122,20 @@ _MAX_SIDE: Final = 1 << 20
 # Null model of the inlier count of unrelated pairs, fitted on the tune half of
 # the benchmark corpus (bench/bench_derivative.py --calibrate):
 # log10 P(inliers >= n) = _NULL_A - _NULL_B * n for n >= _NULL_N0.
-# 5,520 pairs (69 tune photos x 4 kinds x 20 unrelated originals): inlier
-# counts 0-8, fit a = 2.814, b = 0.743 (bench/out/derivative-calibrate.json).
-_NULL_A: Final = 2.814
-_NULL_B: Final = 0.743
-_NULL_N0: Final = 4
+# 15,208 unrelated pairs (69 tune photos x 4 kinds x 2 suspects, each against
+# 20 random originals and the unrelated ones among its 10 best-voted
+# candidates): inlier counts 0-4, P(>= 3) = 2.6e-3, P(>= 4) = 1.3e-4, none at 5;
+# the line through n = 4 with the slope from 3 to 4 (bench/out/derivative-calibrate.json).
+_NULL_A: Final = 1.32
+_NULL_B: Final = 1.3
+_NULL_N0: Final = 3
+#: Inliers closer to a line than this (working-size pixels, smallest standard
+#: deviation of their positions in the original) are a caption or a watermark
+#: strip shared by two unrelated images (a line of text), not a scene; such a
+#: group counts as at most :data:`_STRIP_CAP` inliers. On the tune half, true
+#: matches of 6 inliers or more had at least 4.5 px; shared caption text 2.6 px.
+MIN_SPREAD: Final = 3.5
+_STRIP_CAP: Final = 3
 
 
 class DerivativeError(TakeBackError):
@@ -136,7 +165,8 @@ class DerivativeFingerprint:
     width, height : int
         Size of the original in pixels (full resolution, EXIF-oriented).
     descriptors : (K, 32) uint8 array
-        ORB descriptors (256 bits each).
+        Quantized RootSIFT descriptors reduced to 32 principal axes
+        (:func:`dequantize` gives them back as float32).
     points : (K, 2) float64 array
         Keypoint positions ``(x, y) = (col, row)`` in the original's pixels,
         quantized to 1/65535 of the frame.
@@ -162,6 +192,7 @@ class DerivativeFingerprint:
     sizes: np.ndarray
     angles: np.ndarray
     _blob: bytes = field(default=b"", repr=False)
+    _cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def _build(
@@ -181,7 +212,7 @@ class DerivativeFingerprint:
         qa = (np.rint(np.mod(angles, 360.0) / 360.0 * 256) % 256).astype(np.uint8)
         body = b"".join(
             (
-                _HEADER.pack(_MAGIC, FORMAT_VERSION, _ORB, k, width, height),
+                _HEADER.pack(_MAGIC, FORMAT_VERSION, _ROOTSIFT_PCA32, k, width, height),
                 np.ascontiguousarray(descriptors, np.uint8).tobytes(),
                 np.stack([qx, qy], axis=1).tobytes(),
                 qs.tobytes(),
@@ -220,7 +251,7 @@ class DerivativeFingerprint:
                 f"derivative fingerprint format version {version} is not supported "
                 f"(this TakeBack reads version {FORMAT_VERSION}); upgrade TakeBack"
             )
-        if detector != _ORB:
+        if detector != _ROOTSIFT_PCA32:
             raise InvalidDerivativeError(f"unknown feature detector id {detector}")
         if not MIN_FEATURES <= k <= MAX_FEATURES:
             raise InvalidDerivativeError(
@@ -340,16 +371,24 @@ class DerivativeMatch:
 class SuspectFeatures:
     """Features of a suspect in both orientations, extracted once per query.
 
+    The mirrored features are not extracted again: a SIFT descriptor of the
+    mirror image is a fixed permutation of the original descriptor, and the
+    keypoint's x and orientation mirror with it.
+
     Attributes
     ----------
     width, height : int
         Suspect size in pixels.
     scale : float
         Suspect pixels per working-size pixel.
-    descriptors : tuple of two (L, 32) uint8 arrays
-        As-is and mirrored.
+    descriptors : tuple of two (L, 32) float32 arrays
+        As-is and mirrored, projected on the model's axes.
     points : tuple of two (L, 2) float32 arrays
         Working-size ``(x, y)`` positions; the mirrored ones are in the mirrored frame.
+    sizes : (L,) float32 array
+        Keypoint diameters in working-size pixels (the same in both orientations).
+    angles : tuple of two (L,) float32 arrays
+        Keypoint orientations in degrees, as-is and mirrored.
     """
 
     width: int
@@ -357,9 +396,63 @@ class SuspectFeatures:
     scale: float
     descriptors: tuple[np.ndarray, np.ndarray]
     points: tuple[np.ndarray, np.ndarray]
+    sizes: np.ndarray
+    angles: tuple[np.ndarray, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.sizes)
 
 
-def _grey_working(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+@dataclass(frozen=True)
+class _Model:
+    mean: np.ndarray  # (128,)
+    axes: np.ndarray  # (32, 128)
+    spread: np.ndarray  # (32,)
+    coarse: np.ndarray  # (C, 32)
+    fine: np.ndarray  # (C, F, 32)
+
+
+@cache
+def model() -> _Model:
+    """The shipped PCA axes and vocabulary (``derivative_model.npz``)."""
+    ref = resources.files(__package__ or "takeback.fingerprint") / "derivative_model.npz"
+    with resources.as_file(ref) as path, np.load(path) as z:
+        return _Model(
+            mean=z["mean"].astype(np.float32),
+            axes=np.ascontiguousarray(z["axes"].astype(np.float32)),
+            spread=z["spread"].astype(np.float32),
+            coarse=np.ascontiguousarray(z["coarse"].astype(np.float32)),
+            fine=np.ascontiguousarray(z["fine"].astype(np.float32)),
+        )
+
+
+def project(rootsift: np.ndarray) -> np.ndarray:
+    """RootSIFT ``(L, 128)`` -> the model's 32 axes, float32."""
+    m = model()
+    return np.ascontiguousarray((rootsift - m.mean) @ m.axes.T, np.float32)
+
+
+def quantize(y: np.ndarray) -> np.ndarray:
+    """Projected descriptors -> the stored bytes (``(L, 32)`` uint8)."""
+    q = np.rint(128 + _QSCALE * y / model().spread)
+    return np.clip(q, 0, 255).astype(np.uint8)
+
+
+def dequantize(q: np.ndarray) -> np.ndarray:
+    """Stored bytes -> projected descriptors (float32)."""
+    return ((q.astype(np.float32) - 128) * (model().spread / _QSCALE)).astype(np.float32)
+
+
+_QSCALE: Final = 42.5
+# SIFT of the mirror image: the 4 x 4 spatial cells swap left and right (OpenCV
+# stores the cells column-major in this sense) and
+# each cell's 8 orientation bins reverse.
+_MIRROR_PERM: Final = (
+    np.arange(128).reshape(4, 4, 8)[::-1, :, :][:, :, (8 - np.arange(8)) % 8].ravel()
+)
+
+
+def _grey_working(rgb: np.ndarray, size: int = WORKING_SIZE) -> tuple[np.ndarray, float]:
     """Grey ``(M, N)`` uint8 at working size, and original pixels per working pixel."""
     arr = np.asarray(rgb)
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -376,21 +469,27 @@ def _grey_working(rgb: np.ndarray) -> tuple[np.ndarray, float]:
         )
     # Both originals and suspects are brought to the same longer side, up or
     # down, so that a resized repost and its original meet at similar scales.
-    scale = max(h, w) / WORKING_SIZE
-    size = (max(1, round(w / scale)), max(1, round(h / scale)))
+    scale = max(h, w) / size
+    dims = (max(1, round(w / scale)), max(1, round(h / scale)))
     interp = cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR
-    return cv2.resize(grey, size, interpolation=interp), w / size[0]
+    return cv2.resize(grey, dims, interpolation=interp), w / dims[0]
 
 
-def _detect(grey: np.ndarray, n: int) -> tuple[list[cv2.KeyPoint], np.ndarray]:
-    """ORB keypoints spread over a grid (best response per cell first) and descriptors."""
-    orb = cv2.ORB_create(  # type: ignore[attr-defined]
-        nfeatures=max(4 * n, 2000), scaleFactor=1.2, nlevels=8, fastThreshold=7
-    )
-    kps, desc = orb.detectAndCompute(grey, None)
+def _sift(
+    grey: np.ndarray, n: int, contrast: float = CONTRAST
+) -> tuple[list[cv2.KeyPoint], np.ndarray]:
+    """Up to ``n`` SIFT keypoints and their RootSIFT descriptors (float32, L2 norm 1)."""
+    sift = cv2.SIFT_create(nfeatures=n, contrastThreshold=contrast)  # type: ignore[attr-defined]
+    kps, desc = sift.detectAndCompute(grey, None)
     if desc is None or not kps:
-        return [], np.zeros((0, _DESC_BYTES), np.uint8)
-    h, w = grey.shape
+        return [], np.zeros((0, 128), np.float32)
+    desc = desc / np.maximum(desc.sum(axis=1, keepdims=True), 1e-7)
+    return list(kps), np.sqrt(desc).astype(np.float32)
+
+
+def _grid_select(kps: list[cv2.KeyPoint], shape: tuple[int, int], n: int) -> np.ndarray:
+    """Indices of ``n`` keypoints spread over a grid (best response per cell first)."""
+    h, w = shape
     xy = np.array([kp.pt for kp in kps], np.float32)
     resp = np.array([kp.response for kp in kps], np.float32)
     cell = (np.minimum(xy[:, 1] * _GRID // h, _GRID - 1) * _GRID) + np.minimum(
@@ -403,18 +502,22 @@ def _detect(grey: np.ndarray, n: int) -> tuple[list[cv2.KeyPoint], np.ndarray]:
     counts = np.diff(np.r_[starts, len(cells)])
     rank[order] = np.arange(len(cells)) - np.repeat(starts, counts)
     # Round-robin over cells: every cell's best, then every cell's second, ...
-    keep = np.lexsort((-resp, rank))[:n]
-    return [kps[i] for i in keep], desc[keep]
+    return np.lexsort((-resp, rank))[:n]
 
 
-def derivative_from_pixels(rgb: np.ndarray) -> DerivativeFingerprint:
+def derivative_from_pixels(
+    rgb: np.ndarray, *, size: tuple[int, int] | None = None
+) -> DerivativeFingerprint:
     """Compute the derivative fingerprint of an original photo.
 
     Parameters
     ----------
     rgb : (M, N, 3) or (M, N) uint8 array
-        The full-resolution, EXIF-oriented photo (as :func:`takeback.imageio.load_rgb`
-        returns it).
+        The EXIF-oriented photo (as :func:`takeback.imageio.load_rgb` returns it).
+    size : (width, height), optional
+        The photo's full size when ``rgb`` is a reduced decode of it (a JPEG
+        draft decode, say): positions and sizes are then stored in full-size
+        pixels. By default, ``rgb``'s own size.
 
     Returns
     -------
@@ -428,17 +531,24 @@ def derivative_from_pixels(rgb: np.ndarray) -> DerivativeFingerprint:
     """
     arr = np.asarray(rgb)
     grey, scale = _grey_working(arr)
-    kps, desc = _detect(grey, MAX_FEATURES)
+    kps, desc = _sift(grey, 4 * MAX_FEATURES)
     if len(kps) < MIN_FEATURES:
         raise TooLittleDetailError(
             f"no derivative fingerprint: too little detail ({len(kps)} local features, "
             f"{MIN_FEATURES} needed); PDQ still applies"
         )
+    keep = _grid_select(kps, grey.shape, MAX_FEATURES)
+    kept = [kps[i] for i in keep]
     h, w = arr.shape[:2]
-    pts = (np.array([kp.pt for kp in kps], np.float64) + 0.5) * scale - 0.5
-    sizes = np.array([kp.size for kp in kps], np.float64) * scale
-    angles = np.array([kp.angle for kp in kps], np.float64)
-    return DerivativeFingerprint._build(w, h, desc, pts, sizes, angles)
+    if size is not None:
+        if min(size) < 1:
+            raise ValueError(f"impossible full size {size}")
+        scale *= size[0] / w
+        w, h = size
+    pts = (np.array([kp.pt for kp in kept], np.float64) + 0.5) * scale - 0.5
+    sizes = np.array([kp.size for kp in kept], np.float64) * scale
+    angles = np.array([kp.angle for kp in kept], np.float64)
+    return DerivativeFingerprint._build(w, h, quantize(project(desc[keep])), pts, sizes, angles)
 
 
 def derivative_from_file(
@@ -461,14 +571,23 @@ def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
         The suspect image.
     """
     arr = np.asarray(rgb)
-    grey, scale = _grey_working(arr)
-    descs, pts = [], []
-    for g in (grey, np.ascontiguousarray(grey[:, ::-1])):
-        kps, desc = _detect(g, SUSPECT_FEATURES)
-        descs.append(desc)
-        pts.append(np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2))
+    grey, scale = _grey_working(arr, SUSPECT_SIZE)
+    kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST)
+    pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
+    mpts = pts.copy()
+    mpts[:, 0] = grey.shape[1] - 1 - mpts[:, 0]
+    sizes = np.array([kp.size for kp in kps], np.float32)
+    angles = np.array([kp.angle for kp in kps], np.float32)
     h, w = arr.shape[:2]
-    return SuspectFeatures(w, h, scale, (descs[0], descs[1]), (pts[0], pts[1]))
+    return SuspectFeatures(
+        w,
+        h,
+        scale,
+        (project(desc), project(desc[:, _MIRROR_PERM])),
+        (pts, mpts),
+        sizes,
+        (angles, np.mod(180.0 - angles, 360.0).astype(np.float32)),
+    )
 
 
 def score_of_inliers(inliers: int) -> float:
@@ -478,40 +597,137 @@ def score_of_inliers(inliers: int) -> float:
     return float(np.clip((_NULL_B * inliers - _NULL_A) / 8.0, 0.0, 1.0))
 
 
-_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+_matcher = cv2.BFMatcher(cv2.NORM_L2)
 
 
-def _verify_one(
-    fp: DerivativeFingerprint, desc: np.ndarray, spts: np.ndarray, fp_scale: float
-) -> tuple[int, int, np.ndarray | None]:
-    """Inliers, tentative count and working-size matrix for one orientation."""
-    if len(desc) < 2:
-        return 0, 0, None
-    knn = _matcher.knnMatch(np.ascontiguousarray(fp.descriptors), desc, k=2)
-    src, dst = [], []
-    used: set[int] = set()
-    for pair in knn:
-        if len(pair) < 2:
-            continue
-        m, n = pair
-        if m.distance < RATIO * n.distance and m.trainIdx not in used:
-            used.add(m.trainIdx)
-            src.append(m.queryIdx)
-            dst.append(m.trainIdx)
-    if len(src) < 3:
-        return 0, len(src), None
-    p = ((fp.points[src] + 0.5) / fp_scale - 0.5).astype(np.float32)
-    q = spts[dst]
-    matrix, mask = cv2.estimateAffinePartial2D(
-        p, q, method=cv2.RANSAC, ransacReprojThreshold=REPROJ_THRESHOLD, maxIters=2000,
-        confidence=0.995, refineIters=10,
-    )  # fmt: skip
-    if matrix is None or mask is None:
-        return 0, len(src), None
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    if not 0.05 <= scale <= 20:
-        return 0, len(src), None
-    return int(mask.sum()), len(src), np.vstack([matrix, [0.0, 0.0, 1.0]])
+def tentative_matches(reg: np.ndarray, sus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Registered -> suspect correspondences passing Lowe's ratio test (index arrays)."""
+    if len(sus) < 2 or len(reg) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    knn = _matcher.knnMatch(reg, sus, k=2)
+    pairs = [
+        (m.queryIdx, m.trainIdx)
+        for m, n in (p for p in knn if len(p) == 2)
+        if m.distance < RATIO * n.distance
+    ]
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    src, dst = np.array(pairs, np.int64).T
+    return src, dst
+
+
+def consensus(
+    rp: np.ndarray,
+    rs: np.ndarray,
+    ra: np.ndarray,
+    sp: np.ndarray,
+    ss: np.ndarray,
+    sa: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The similarity transform most correspondences agree on.
+
+    Parameters
+    ----------
+    rp, rs, ra : (N, 2), (N,), (N,) arrays
+        Registered positions, sizes and angles (degrees) of N correspondences.
+    sp, ss, sa : arrays
+        The matched suspect positions, sizes and angles.
+
+    Returns
+    -------
+    inliers : (N,) bool array
+        Correspondences consistent with the transform, each registered and each
+        suspect feature used at most once.
+    matrix : (2, 3) float64 array or None
+        Registered -> suspect transform (None with fewer than 2 inliers).
+    """
+    n = len(rp)
+    none = np.zeros(n, bool)
+    if n < 2:
+        return none, None
+    rp = rp.astype(np.float64)
+    sp = sp.astype(np.float64)
+    scale = np.maximum(ss, 1e-3) / np.maximum(rs, 1e-3)
+    theta = np.radians(sa - ra)
+    c, s = scale * np.cos(theta), scale * np.sin(theta)
+    tx = sp[:, 0] - (c * rp[:, 0] - s * rp[:, 1])
+    ty = sp[:, 1] - (s * rp[:, 0] + c * rp[:, 1])
+    # Every correspondence is a hypothesis; score all of them against all.
+    px = c[:, None] * rp[None, :, 0] - s[:, None] * rp[None, :, 1] + tx[:, None]
+    py = s[:, None] * rp[None, :, 0] + c[:, None] * rp[None, :, 1] + ty[:, None]
+    err = np.hypot(px - sp[None, :, 0], py - sp[None, :, 1])
+    lsc = np.log2(scale)
+    deg = np.degrees(theta)
+    ok = (
+        (err < REPROJ_THRESHOLD * np.maximum(scale[:, None], 0.3))
+        & (np.abs(lsc[None, :] - lsc[:, None]) < SCALE_TOLERANCE)
+        & (np.abs((deg[None, :] - deg[:, None] + 180) % 360 - 180) < ANGLE_TOLERANCE)
+    )
+    best = ok[int(np.argmax(ok.sum(axis=1)))]
+    if best.sum() < 2:
+        return none, None
+    matrix, _ = cv2.estimateAffinePartial2D(
+        rp[best].astype(np.float32), sp[best].astype(np.float32), method=cv2.LMEDS
+    )
+    if matrix is None or not np.all(np.isfinite(matrix)):
+        return none, None
+    fit = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if not 0.05 <= fit <= 20:
+        return none, None
+    rot = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
+    proj = rp @ matrix[:, :2].T + matrix[:, 2]
+    inl = (
+        (np.hypot(*(proj - sp).T) < REPROJ_THRESHOLD * max(fit, 0.3))
+        & (np.abs(lsc - np.log2(fit)) < SCALE_TOLERANCE)
+        & (np.abs((deg - rot + 180) % 360 - 180) < ANGLE_TOLERANCE)
+    )
+    return _one_to_one(inl, rp, sp), matrix
+
+
+def _spread(points: np.ndarray) -> float:
+    """Smallest standard deviation of a point set (0 for fewer than 3 points)."""
+    if len(points) < 3:
+        return 0.0
+    return float(np.sqrt(max(np.linalg.eigvalsh(np.cov(points.T.astype(np.float64)))[0], 0.0)))
+
+
+def _one_to_one(inl: np.ndarray, rp: np.ndarray, sp: np.ndarray) -> np.ndarray:
+    """Keep the first inlier per registered and per suspect position."""
+    idx = np.flatnonzero(inl)
+    if len(idx) == 0:
+        return inl
+    _, first_s = np.unique(np.round(sp[idx], 2), axis=0, return_index=True)
+    idx = idx[np.sort(first_s)]
+    _, first_r = np.unique(np.round(rp[idx], 2), axis=0, return_index=True)
+    out = np.zeros_like(inl)
+    out[idx[first_r]] = True
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class _Registered:
+    """A fingerprint's features at working size (cached per fingerprint)."""
+
+    desc: np.ndarray
+    points: np.ndarray
+    sizes: np.ndarray
+    angles: np.ndarray
+    scale: float
+
+
+def _registered(fp: DerivativeFingerprint) -> _Registered:
+    cached = fp._cache.get("reg")
+    if not isinstance(cached, _Registered):
+        scale = fp.width / round(fp.width * WORKING_SIZE / max(fp.width, fp.height))
+        cached = _Registered(
+            dequantize(fp.descriptors),
+            ((fp.points + 0.5) / scale - 0.5).astype(np.float32),
+            (fp.sizes / scale).astype(np.float32),
+            fp.angles.astype(np.float32),
+            scale,
+        )
+        fp._cache["reg"] = cached
+    return cached
 
 
 def verify_derivative(
@@ -519,6 +735,7 @@ def verify_derivative(
     fingerprint: DerivativeFingerprint,
     *,
     threshold: float = DECISION_SCORE,
+    orientations: tuple[bool, ...] = (False, True),
 ) -> DerivativeMatch:
     """Verify a suspect against one registered derivative fingerprint.
 
@@ -531,6 +748,8 @@ def verify_derivative(
         The candidate original.
     threshold : float, optional
         Decision score.
+    orientations : tuple of bool, optional
+        Which orientations to try (``True`` = mirrored); both by default.
 
     Returns
     -------
@@ -548,20 +767,34 @@ def verify_derivative(
     (True, True)
     """
     feats = suspect if isinstance(suspect, SuspectFeatures) else suspect_features(suspect)
-    fp_scale = fingerprint.width / round(
-        fingerprint.width * WORKING_SIZE / max(fingerprint.width, fingerprint.height)
-    )
+    reg = _registered(fingerprint)
     best: tuple[int, int, np.ndarray | None, bool] = (0, 0, None, False)
-    for mirrored in (False, True):
+    for mirrored in orientations:
         i = int(mirrored)
-        inl, tent, mat = _verify_one(fingerprint, feats.descriptors[i], feats.points[i], fp_scale)
-        if inl > best[0] or (best[2] is None and tent > best[1]):
-            best = (inl, tent, mat, mirrored)
+        src, dst = tentative_matches(reg.desc, feats.descriptors[i])
+        inl, wmat = consensus(
+            reg.points[src],
+            reg.sizes[src],
+            reg.angles[src],
+            feats.points[i][dst],
+            feats.sizes[dst],
+            feats.angles[i][dst],
+        )
+        count = int(inl.sum()) if wmat is not None else 0
+        if count > _STRIP_CAP and _spread(reg.points[src][inl]) < MIN_SPREAD:
+            count = _STRIP_CAP
+        if count > best[0] or (best[2] is None and len(src) > best[1]):
+            best = (
+                count,
+                len(src),
+                None if wmat is None else np.vstack([wmat, [0, 0, 1]]),
+                mirrored,
+            )
     inliers, tentative, wmat, mirrored = best
     matrix = None
     coverage = 0.0
     if wmat is not None:
-        s = feats.scale
+        s, fp_scale = feats.scale, reg.scale
         # original full-res -> original working -> suspect working (maybe mirrored) -> suspect
         to_work = np.array(
             [
@@ -570,7 +803,7 @@ def verify_derivative(
                 [0, 0, 1],
             ]
         )
-        work_w = feats.width / s
+        work_w = round(feats.width / s)
         flip = np.array([[-1.0, 0, work_w - 1], [0, 1, 0], [0, 0, 1]]) if mirrored else np.eye(3)
         to_full = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5], [0, 0, 1]])
         matrix = to_full @ flip @ wmat @ to_work

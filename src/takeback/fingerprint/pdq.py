@@ -9,10 +9,16 @@ from typing import Final
 import numpy as np
 import pdqhash
 
-from ..imageio import ImageLimits, pdq_pixels, read_bytes
+from ..imageio import ImageLimits, PdqInput, pdq_pixels, read_bytes
 from .types import DIHEDRAL_VARIANTS, Fingerprint, PdqHash
 
-__all__ = ["HASHER_NAME", "fingerprint_bytes", "fingerprint_file", "pdq_from_pixels"]
+__all__ = [
+    "HASHER_NAME",
+    "fingerprint_bytes",
+    "fingerprint_canonical",
+    "fingerprint_file",
+    "pdq_from_pixels",
+]
 
 #: Name of this hasher, recorded with results.
 HASHER_NAME: Final = "pdq"
@@ -80,7 +86,20 @@ def fingerprint_bytes(
     takeback.errors.ImageError
         The bytes are not a usable image.
     """
-    canonical = pdq_pixels(data, name=name, limits=limits)
+    return fingerprint_canonical(
+        data, pdq_pixels(data, name=name, limits=limits), variants=variants
+    )
+
+
+def fingerprint_canonical(
+    data: bytes, canonical: PdqInput, *, variants: bool = False
+) -> Fingerprint:
+    """The fingerprint of a file whose bytes are ``data`` and whose canonical PDQ
+    input (:func:`takeback.imageio.pdq_pixels` of the same bytes) is ``canonical``.
+
+    For callers that decode once and compute more than PDQ from the pixels
+    (:func:`takeback.fingerprint.batch.fingerprint_for_bank`).
+    """
     hashes, quality = pdq_from_pixels(canonical.pixels, dihedral=variants)
     return Fingerprint(
         sha256=hashlib.sha256(data).hexdigest(),
