@@ -11,16 +11,21 @@ SQLite
 
     * **match by fingerprint**: ``wrk`` posts ``{"pdq", "quality"}`` bodies, 1%
       of them a registered hash with 0-24 bits flipped (must match that entry),
-      99% random codes (must match nothing); server pinned to ``--server-cpus``,
-      ``wrk`` to ``--client-cpus``;
+      99% random codes (must match nothing); once with one server process
+      pinned to ``--server-cpus`` and ``wrk`` to ``--client-cpus`` (the cost per
+      core), once with ``--workers`` server processes and ``wrk`` sharing every
+      core (the machine's throughput);
     * **image uploads**: ``wrk`` posts 0.5-megapixel JPEGs re-encoded from real
       photos (raw ``image/jpeg`` bodies), half of them copies of registered
-      photos; hashed (8 dihedral PDQ variants) and matched; once on the pinned
-      server, once on a server using both cores with ``--hash-workers``;
+      photos; hashed (with the 8 dihedral PDQ variants) and matched; once on the
+      pinned server, once on the server using every core (``--workers``
+      processes, each with ``--hash-workers`` hashing processes);
     * **soak** (``--soak`` seconds): fingerprint and image load at once, plus a
       writer submitting and withdrawing entries every second; the server's RSS
       (and its hashing processes') sampled every ``--rss-every`` seconds;
-    * **restarts**: SIGTERM, start again, time until ``/readyz`` answers 200.
+    * **restarts** of the server using every core: SIGTERM, start again, time
+      until ``/readyz`` answers 200 (each worker accepts connections once its
+      index is loaded).
 
     Answers are checked before and after the load: every planted query matches
     its entry, no random query matches anything.
@@ -41,7 +46,7 @@ The 1-minute load average is recorded before and after every phase; a phase
 waits (up to ``--max-wait`` seconds) for it to fall below ``--max-load``, since
 the machine is shared. The per-key rate limit is raised for the run (one key
 makes all requests); everything else is the service's default unless set here
-(``TAKEBACK_INDEX_KIND=mih``, ``TAKEBACK_HASH_WORKERS``).
+(``TAKEBACK_INDEX_KIND=mih``, ``TAKEBACK_WORKERS``, ``TAKEBACK_HASH_WORKERS``).
 
 Needs ``wrk`` (Debian: ``apt-get install wrk``) and, for the PostgreSQL part,
 the server binaries (``install.sh`` installs them).
@@ -312,6 +317,14 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return b""
+
+
 def rss_mib(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -325,7 +338,7 @@ def rss_mib(pid: int) -> float:
 
 @dataclass
 class Server:
-    """One ``python -m takeback serve`` process (or ``uvicorn --workers N``)."""
+    """One ``python -m takeback serve`` process (with ``workers`` worker processes)."""
 
     name: str
     env: dict[str, str]
@@ -343,30 +356,17 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, **self.env, "TAKEBACK_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            **self.env,
+            "TAKEBACK_PORT": str(self.port),
+            "TAKEBACK_WORKERS": str(self.workers),
+        }
         if SERVER_PYTHONPATH:
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (SERVER_PYTHONPATH, os.environ.get("PYTHONPATH")) if p
             )
-        if self.workers > 1:
-            cmd = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "takeback.service.app:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-                "--no-server-header",
-                "--log-level",
-                self.log_level,
-            ]
-        else:
-            cmd = [sys.executable, "-m", "takeback", "serve", "--log-level", self.log_level]
+        cmd = [sys.executable, "-m", "takeback", "serve", "--log-level", self.log_level]
         if self.cpus:
             cmd = ["taskset", "-c", self.cpus, *cmd]
         logfile = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
@@ -415,10 +415,13 @@ class Server:
         return result
 
     def rss(self) -> tuple[float, float]:
-        """RSS of the main process and of it plus its children, MiB."""
+        """RSS of the server processes (the main one and its uvicorn workers), and of
+        them plus their hashing processes, MiB."""
         assert self.proc is not None
-        main = rss_mib(self.proc.pid)
-        return main, main + sum(rss_mib(p) for p in descendants(self.proc.pid))
+        pid = self.proc.pid
+        workers = [p for p in descendants(pid) if b"spawn_main" in cmdline(p)]
+        main = rss_mib(pid) + sum(rss_mib(p) for p in workers)
+        return main, rss_mib(pid) + sum(rss_mib(p) for p in descendants(pid))
 
     def loaded_log(self) -> list[str]:
         text = self.log_path.read_text(errors="replace")
@@ -597,6 +600,65 @@ def check_fingerprints(
     return result
 
 
+def variant_accuracy(photos: list[Photo]) -> dict[str, Any]:
+    """How far the service's upload variants are from those hashed at full size.
+
+    For every upload: the largest distance, over the 7 flipped and turned
+    variants, between :func:`~takeback.service.hashing.fingerprint_upload` (one
+    DCT of a 320-pixel square) and ``fingerprint_bytes(..., variants=True)`` (4
+    full-size hashes), and the CPU time of each. For every registered photo, its
+    upload turned or flipped 7 ways and re-encoded (JPEG, same quality): the best
+    distance of either set of variants to the registered hash (lower is better).
+    """
+    from takeback.fingerprint.pdq import fingerprint_bytes
+    from takeback.imageio import ImageLimits
+    from takeback.service.hashing import fingerprint_upload
+
+    limits = ImageLimits()
+    gaps: list[int] = []
+    cpu = {"full_size_ms": 0.0, "service_ms": 0.0}
+    turned: dict[str, list[int]] = {"full_size": [], "service": []}
+    for photo in photos:
+        data = photo.upload.read_bytes()
+        copies = [data]
+        if photo.entry is not None and photo.entry.pdq is not None:
+            with Image.open(io.BytesIO(data)) as im:
+                for op in range(7):
+                    buf = io.BytesIO()
+                    im.transpose(Image.Transpose(op)).save(buf, "JPEG", quality=UPLOAD_QUALITY)
+                    copies.append(buf.getvalue())
+        for i, copy in enumerate(copies):
+            start = time.process_time()
+            full = fingerprint_bytes(copy, limits=limits, variants=True)
+            mid = time.process_time()
+            fast = fingerprint_upload(copy, limits)
+            cpu["full_size_ms"] += (mid - start) * 1e3
+            cpu["service_ms"] += (time.process_time() - mid) * 1e3
+            if i == 0:
+                gaps.append(
+                    max(a.distance(b) for a, b in zip(full.variants, fast.variants, strict=True))
+                )
+            else:
+                registered = photo.entry.pdq  # type: ignore[union-attr]
+                for name, fp in (("full_size", full), ("service", fast)):
+                    turned[name].append(min(v.distance(registered) for v in fp.variants))
+    hashed = len(gaps) + len(turned["service"])
+
+    def dist(values: list[int]) -> dict[str, float]:
+        return {
+            "median": statistics.median(values),
+            "p90": pct(values, 90),
+            "max": max(values),
+            "n": len(values),
+        }
+
+    return {
+        "variant_gap_bits": dist(gaps),
+        "turned_copies_best_distance": {k: dist(v) for k, v in turned.items() if v},
+        "cpu_ms_per_image": {k: round(v / hashed, 2) for k, v in cpu.items()},
+    }
+
+
 def check_images(server: Server, token: str, photos: list[Photo]) -> dict[str, Any]:
     """Upload each photo once: registered ones must match their entry."""
     result: dict[str, Any] = {
@@ -755,14 +817,14 @@ def sqlite_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str, 
     env = {**base_env(work / "home"), "TAKEBACK_BANK": str(bank)}
     url = f"http://127.0.0.1:{{}}/v1/banks/{BANK}/match"
 
-    # 1. Match by fingerprint: server pinned, wrk on the other core.
+    # 1. The cost per core: one server process pinned, wrk on the other core.
     pinned = Server(
         "sqlite-pinned",
         {**env, "TAKEBACK_HASH_WORKERS": "1"},
         free_port(),
         args.server_cpus,
         work / "server-sqlite-pinned.log",
-        workers=args.workers,
+        workers=1,
         log_level=args.log_level,
     )
     pinned.start()
@@ -792,15 +854,14 @@ def sqlite_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str, 
                     server=pinned,
                 ),
             )
-        if "restarts" in args.phases:
-            restarts = [pinned.restart() for _ in range(args.restarts)]
-            out["restarts"] = {"runs": restarts, "loaded": pinned.loaded_log()[-args.restarts :]}
     finally:
         pinned.stop()
-    if "images" not in args.phases and not ("soak" in args.phases and args.soak > 0):
+    if not args.phases & {"match", "images", "restarts"} and not (
+        "soak" in args.phases and args.soak > 0
+    ):
         return out
 
-    # 2. Images on both cores, then the soak, on one server.
+    # 2. The machine: --workers processes and wrk on every core; restarts, the soak.
     both = Server(
         "sqlite-both",
         {**env, "TAKEBACK_HASH_WORKERS": str(args.hash_workers)},
@@ -811,15 +872,23 @@ def sqlite_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str, 
         log_level=args.log_level,
     )
     both.start()
-    both.wait_ready()
+    out["both_first_start_to_ready_s"] = round(both.wait_ready(), 2)
     try:
         out["images_check"] = check_images(both, token, w.photos)
+        out["check_before_both"] = check_fingerprints(both, token, queries, set())
     except BaseException:
         both.stop()
         raise
     try:
+        if "match" in args.phases:
+            out["match_both"] = match_phase(
+                args, both, url.format(both.port), token, queries, cpus=None
+            )
         if "images" in args.phases:
             out.update(image_phases(args, both, url.format(both.port), token, w))
+        if "restarts" in args.phases:
+            restarts = [both.restart() for _ in range(args.restarts)]
+            out["restarts"] = {"runs": restarts, "loaded": both.loaded_log()[-args.restarts :]}
         if "soak" in args.phases and args.soak > 0:
             out["soak"] = phase(
                 args, f"soak, {args.soak} s", lambda: soak(args, both, token, queries, w)
@@ -830,11 +899,16 @@ def sqlite_part(args: argparse.Namespace, work: Path, w: Workload) -> dict[str, 
 
 
 def match_phase(
-    args: argparse.Namespace, server: Server, url: str, token: str, queries: Queries
+    args: argparse.Namespace,
+    server: Server,
+    url: str,
+    token: str,
+    queries: Queries,
+    cpus: str | None = "",
 ) -> dict[str, Any]:
     result = phase(
         args,
-        "match by fingerprint",
+        f"match by fingerprint, {server.workers} server process(es)",
         lambda: run_wrk(
             url,
             "match.lua",
@@ -843,7 +917,7 @@ def match_phase(
             "application/json",
             duration=args.duration,
             connections=args.connections,
-            cpus=args.client_cpus,
+            cpus=args.client_cpus if cpus == "" else cpus,
             server=server,
         ),
     )
@@ -1219,11 +1293,16 @@ def table(report: dict[str, Any]) -> str:
         rows.append((what, value, target, load))
 
     n = f"{int(a['hashes']):,}"
-    if "match" in s:
-        m = s["match"]
+    for key, label in (
+        ("match_both", f"{a['workers']} server processes, wrk on the same 2 cores"),
+        ("match", "1 server process pinned to one core, wrk on the other"),
+    ):
+        if key not in s:
+            continue
+        m = s[key]
         lat = m["latency_ms"]
         add(
-            f"match by fingerprint, {n} hashes (SQLite): requests/s",
+            f"match by fingerprint, {n} hashes (SQLite), {label}: requests/s",
             f"**{m['per_s']:,.0f}**",
             "≥ 2,000",
             fmt_load(m["conditions"], m.get("cpu")),
@@ -1242,8 +1321,8 @@ def table(report: dict[str, Any]) -> str:
             )
     for key, label in (
         ("images_one_core", "server on one core, 1 hashing process"),
-        ("images", f"both cores, {a['hash_workers']} hashing processes"),
-        ("images_original_only", "both cores, `all_variants=false`"),
+        ("images", f"{a['workers']} server processes, {a['hash_workers']} hashing processes each"),
+        ("images_original_only", "the same, `all_variants=false`"),
     ):
         if key in s:
             m = s[key]
@@ -1287,7 +1366,11 @@ def table(report: dict[str, Any]) -> str:
         )
     if "restarts" in s:
         r = [x["start_to_ready_s"] for x in s["restarts"]["runs"]]
-        add(f"restart to ready, SQLite {n} (s)", " / ".join(map(str, r)), "≤ 10")
+        add(
+            f"restart to ready, SQLite {n}, {a['workers']} server processes (s)",
+            " / ".join(map(str, r)),
+            "≤ 10",
+        )
     if "withdrawal" in p:
         wd = p["withdrawal"]
         for name, v in wd["gone_from"].items():
@@ -1305,27 +1388,29 @@ def table(report: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {w} | {v} | {t} | {ld} |" for w, v, t, ld in rows]
-    if "hma" in p:
-        h = p["hma"]
+    if "variants" in report:
+        v = report["variants"]
+        gap, cpu = v["variant_gap_bits"], v["cpu_ms_per_image"]
         lines += [
             "",
-            f"HMA's approach on the same PostgreSQL bank ({h['hashes']:,} hashes, "
-            f"`{h['index_class']}`, faiss {h['faiss']}, one thread):",
+            f"Upload variants, {gap['n']} uploads: the service's (one DCT of a 320-pixel "
+            "square) against 4 full-size hashes:",
             "",
-            "| step | python-threatexchange (HMA) |",
-            "|---|---|",
-            f"| read hashes from PostgreSQL as hex (s) | {h['read_hex_s']} |",
-            f"| build the index (s) | {h['build_s']} |",
-            f"| pickle (s) / size (MiB) | {h['pickle_s']} / {h['pickle_mib']} |",
-            f"| store the pickle in PostgreSQL (s) | {h['store_s']} |",
-            f"| **rebuild cycle, every 60 s in HMA (s)** | **{h['rebuild_cycle_s']}** |",
-            f"| each matcher: download + unpickle (s) | {h['download_s']} + {h['unpickle_s']} |",
-            f"| index memory (RSS growth, MiB) / peak RSS (MiB) | "
-            f"{h['index_rss_growth_mib']} / {h['peak_rss_mib']} |",
-            f"| lookup p50 / p99 / max (ms), {h['lookup']['n']} lookups | "
-            f"{h['lookup']['p50_ms']} / {h['lookup']['p99_ms']} / {h['lookup']['max_ms']} |",
-            f"| planted lookups found | {h['lookup_planted_found']} |",
+            "| measure | full-size variants | the service's |",
+            "|---|---|---|",
+            f"| CPU per upload, hashing only (ms) | {cpu['full_size_ms']} | {cpu['service_ms']} |",
+            f"| largest gap over the 7 variants (bits): median / p90 / max | 0 | "
+            f"{gap['median']} / {gap['p90']} / {gap['max']} |",
         ]
+        t = v["turned_copies_best_distance"]
+        if t:
+            full, fast = t["full_size"], t["service"]
+            lines.append(
+                f"| {full['n']} turned or flipped copies of registered photos: best distance "
+                "to the registered hash, median / p90 / max | "
+                f"{full['median']} / {full['p90']} / {full['max']} | "
+                f"{fast['median']} / {fast['p90']} / {fast['max']} |"
+            )
     return "\n".join(lines)
 
 
@@ -1344,8 +1429,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="server processes (>1: uvicorn --workers, not `takeback serve`)",
+        default=2,
+        help="server processes of the runs on every core (TAKEBACK_WORKERS)",
     )
     parser.add_argument("--hash-workers", type=int, default=2, help="for the two-core runs")
     parser.add_argument("--restarts", type=int, default=3)
@@ -1359,8 +1444,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-hma", action="store_true")
     parser.add_argument(
         "--phases",
-        default="match,images,restarts,soak,withdrawal,hma",
-        help="comma-separated subset of match,images,restarts,soak,withdrawal,hma",
+        default="variants,match,images,restarts,soak,withdrawal,hma",
+        help="comma-separated subset of variants,match,images,restarts,soak,withdrawal,hma",
     )
     parser.add_argument(
         "--server-pythonpath",
@@ -1380,8 +1465,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (Debian: apt-get install wrk)")
-    if args.workers > 1 and args.server_cpus and "," not in args.server_cpus:
-        log("several workers pinned to one CPU: pass --server-cpus '' to let them spread")
 
     import fastapi
     import uvicorn
@@ -1421,6 +1504,9 @@ def main(argv: list[str] | None = None) -> int:
             "pixels": UPLOAD_PIXELS,
             "jpeg_quality": UPLOAD_QUALITY,
         }
+        if "variants" in args.phases:
+            log("upload variants: one DCT of a 320-pixel square against full-size hashes ...")
+            report["variants"] = variant_accuracy(photos)
         stores = args.stores.split(",")
         if "sqlite" in stores:
             report["sqlite"] = sqlite_part(args, work, w)

@@ -460,6 +460,76 @@ def test_bad_match_requests_are_422(service: Service, body: dict[str, Any], code
     assert r.json()["error"]["code"] == code
 
 
+def test_match_batch_answers_each_query_as_a_single_match(
+    service: Service, rng: np.random.Generator
+) -> None:
+    pdqs = [rng.bytes(32).hex() for _ in range(3)]
+    sha = rng.bytes(32).hex()
+    service.submit([{"pdq": p, "quality": 90, "sha256": sha if i == 0 else None,
+                     "label": f"batch {i}"} for i, p in enumerate(pdqs)])  # fmt: skip
+    queries: list[dict[str, Any]] = [
+        {"pdq": pdqs[0]},
+        {"pdq": _flip(pdqs[1], 20), "quality": 70},
+        {"pdq": rng.bytes(32).hex()},
+        {"sha256": sha},
+        {"pdq": pdqs[2], "quality": 10},
+        {"pdq": _flip(pdqs[2], 20), "threshold": 10},
+        {"variants": [rng.bytes(32).hex() for _ in range(7)] + [pdqs[2]]},
+    ]
+    r = service.client.post(
+        "/v1/banks/default/match/batch",
+        json={"queries": queries},
+        headers=service.auth("matcher"),
+    )
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results == [service.match(q).json() for q in queries]
+    assert [len(x["matches"]) for x in results] == [1, 1, 0, 1, 0, 0, 1]
+    r = service.client.post(
+        "/v1/banks/default/match/batch",
+        json={"queries": [{"pdq": pdqs[0]}]},
+        headers=service.auth("submitter"),
+    )
+    assert r.status_code == 403
+
+
+def test_match_batch_limits_and_audit(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, rate_limit_burst=6, rate_limit_per_second=0.01)
+    with running(settings) as svc:
+
+        def batch(queries: list[dict[str, Any]]) -> Any:
+            return svc.client.post(
+                "/v1/banks/default/match/batch",
+                json={"queries": queries},
+                headers=svc.auth("matcher"),
+            )
+
+        [entry] = svc.submit([{"pdq": "12" * 32, "quality": 90}])
+        # 6 tokens; each request below takes one, a batch one more per further query
+        too_many = batch([{"pdq": "ab" * 32}] * 7)  # more than the bucket holds
+        assert too_many.status_code == 422 and "at most 6" in too_many.text
+        bad = batch([{"pdq": "ab" * 32}, {"pdq": "zz" * 32}])
+        assert bad.json()["error"]["code"] == "invalid_hash"
+        assert batch([]).json()["error"]["code"] == "invalid_request"
+        ok = batch([{"pdq": "12" * 32}, {"pdq": "ab" * 32}])
+        assert ok.status_code == 200 and ok.json()["results"][0]["matches"][0]["id"] == entry
+        limited = batch([{"pdq": "ab" * 32}] * 3)  # 1 token left, 3 asked
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert limited.json()["error"]["code"] == "rate_limited"
+    with contextlib.closing(sqlite3.connect(settings.service_db_location())) as conn:
+        rows = conn.execute(
+            "SELECT action, bank, result_count, status FROM audit WHERE action = 'match_batch'"
+            " ORDER BY seq"
+        ).fetchall()
+    assert rows == [
+        ("match_batch", "default", None, 422),
+        ("match_batch", "default", None, 422),
+        ("match_batch", "default", None, 422),
+        ("match_batch", "default", 1, 200),
+        ("match_batch", "default", None, 429),
+    ]
+
+
 @pytest.mark.parametrize(
     ("entry", "code"),
     [
@@ -860,6 +930,7 @@ def test_openapi_documents_the_v1_routes(service: Service) -> None:
         "/v1/banks/{bank}/withdrawals",
         "/v1/banks/{bank}/match",
         "/v1/banks/{bank}/match/image",
+        "/v1/banks/{bank}/match/batch",
         "/v1/banks/{bank}/changes",
         "/v1/admin/keys",
         "/livez",

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import signal
 import sys
+import tempfile
 from typing import Annotated, Any
 
 import typer
@@ -169,6 +171,24 @@ def serve_cmd(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=64,
+            help="Server processes sharing the port, each with its own indexes "
+            "[default: TAKEBACK_WORKERS, else one per core, at most 4].",
+            show_default=False,
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request (the audit log records them anyway) [default: off].",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the hash bank and matching service (HTTP API under /v1, docs at /docs).
@@ -176,6 +196,10 @@ def serve_cmd(
     Listens on 127.0.0.1 unless told otherwise; a public address needs
     --behind-tls-proxy or --insecure-public. Create a key first with
     `takeback admin keys create`. Stop with Ctrl-C or SIGTERM.
+
+    With several workers (the default on a multi-core machine), each process
+    loads the indexes and follows the banks' change feeds, and accepts
+    connections once loaded; rate limits apply per process.
 
     \b
     Examples:
@@ -186,7 +210,7 @@ def serve_cmd(
     """
     import uvicorn
 
-    from .service.app import create_app
+    from .service.app import WORKER_LOAD_LOCK_ENV, WORKER_SETTINGS_ENV, create_app
     from .service.settings import check_bind
 
     settings = _settings(
@@ -197,23 +221,41 @@ def serve_cmd(
         role=role,
         behind_tls_proxy=behind_tls_proxy,
         insecure_public=insecure_public,
+        workers=workers,
+        access_log=access_log,
     )
     refusal = check_bind(settings)
     if refusal is not None:
         raise _fail(refusal, ExitCode.USAGE)
     _preflight(settings)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level.lower(),
-        log_config=_log_config(log_level),
-        proxy_headers=settings.behind_tls_proxy,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level.lower(),
+        "log_config": _log_config(log_level),
+        "access_log": settings.access_log,
+        "proxy_headers": settings.behind_tls_proxy,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    processes = settings.server_processes()
+    if processes > 1:
+        # uvicorn's supervisor starts the workers (spawned: they import the
+        # factory), restarts any that dies and stops them all on SIGINT / SIGTERM.
+        # They load their indexes one at a time, taking turns on a lock file.
+        os.environ[WORKER_SETTINGS_ENV] = settings.model_dump_json()
+        fd, lock = tempfile.mkstemp(prefix="takeback-serve-", suffix=".lock")
+        os.close(fd)
+        os.environ[WORKER_LOAD_LOCK_ENV] = lock
+        try:
+            uvicorn.run(
+                "takeback.service.app:worker_app", factory=True, workers=processes, **options
+            )
+        finally:
+            os.unlink(lock)
+        return
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
     # uvicorn stops gracefully on SIGINT / SIGTERM, then raises the signal again
     # for the handler it found: make that a normal exit, status 0.
     for signum in (signal.SIGINT, signal.SIGTERM):

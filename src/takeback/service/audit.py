@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -59,7 +60,7 @@ class AuditRecord:
     key_id : str or None
         The API key that acted (``None``: no valid key, or the local CLI).
     action : str
-        ``submit``, ``withdraw``, ``match``, ``match_image``, ``changes``,
+        ``submit``, ``withdraw``, ``match``, ``match_batch``, ``match_image``, ``changes``,
         ``entry_read``, ``key_create``, ``key_revoke``, ``key_list``,
         ``audit_verify``, ``denied``, ``auth_failed``...
     bank : str or None
@@ -197,6 +198,7 @@ class AuditLog:
         self._stopping = threading.Event()
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._clock: tuple[int, str] = (-1, "")  # (whole second, its ISO 8601 text)
 
     def start(self) -> None:
         """Start the background writer."""
@@ -214,7 +216,10 @@ class AuditLog:
         status: int = 200,
     ) -> int:
         """Queue a record; returns a ticket for :meth:`flush`."""
-        rec = AuditRecord(utc_now(), key_id, action, bank, result_count, status)
+        now = int(time.time())
+        if self._clock[0] != now:
+            self._clock = (now, utc_now())  # formatted once a second, not per request
+        rec = AuditRecord(self._clock[1], key_id, action, bank, result_count, status)
         with self._cond:
             self._queue.append(rec)
             self._queued += 1

@@ -43,8 +43,12 @@ _VERBS = {
 }
 
 
-def get_state(request: Request) -> ServiceState:
-    """The running service (set by the app's lifespan)."""
+async def get_state(request: Request) -> ServiceState:
+    """The running service (set by the app's lifespan).
+
+    A coroutine on purpose: FastAPI runs plain functions in a thread pool, which
+    cost more than the rest of a match request.
+    """
     state: ServiceState = request.app.state.takeback
     return state
 

@@ -4,9 +4,19 @@ An upload is read from the request stream into memory (never a temporary
 file: the multipart body is parsed here rather than by Starlette, which spools
 file parts over 1 MB to disk), with its size checked while it arrives. The
 bytes go to a worker process over a pipe, are fingerprinted through the
-canonical pipeline (:func:`~takeback.fingerprint.pdq.fingerprint_bytes`, with
-the :class:`~takeback.imageio.ImageLimits` of the settings) and only the
+canonical pipeline (:func:`~takeback.imageio.pdq_pixels`, with the
+:class:`~takeback.imageio.ImageLimits` of the settings) and only the
 fingerprint comes back. Nothing is logged but the error code of a bad image.
+
+The upload's own PDQ hash (``fingerprint.pdq``, the ``original`` variant) and
+quality are exactly those of ``takeback hash``. The 7 flipped and turned
+variants come from :func:`fast_variants`: one ``pdqhash.compute_dihedral`` on a
+:data:`VARIANT_SIZE`-pixel square of the image's luminance, where PDQ's
+sampling grid is symmetric so that all 8 outputs are exact hashes of that
+square. They differ from the hashes of the transformed full-size pixels
+(``pdq_from_pixels(..., dihedral=True)``, 4 hashes of the whole image, 3 times
+the CPU) by a few bits: median 4, at most 14-16 on 84 real 0.5-megapixel
+photos (docs/benchmarks.md, section 7), which matching at distance 31 absorbs.
 
 Workers are started with ``forkserver`` (``spawn`` off Linux): forking a
 process that runs threads (replicas, database connections) is unsafe.
@@ -15,6 +25,7 @@ process that runs threads (replicas, database connections) is unsafe.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import multiprocessing
 import os
 import threading
@@ -23,28 +34,74 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final
 
+import numpy as np
+import pdqhash
+from PIL import Image
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .. import errors
 from ..errors import ImageTooLargeError, TakeBackError
-from ..fingerprint.pdq import fingerprint_bytes
-from ..fingerprint.types import Fingerprint
-from ..imageio import ImageLimits
+from ..fingerprint.pdq import pdq_from_pixels
+from ..fingerprint.types import Fingerprint, PdqHash
+from ..imageio import ImageLimits, pdq_pixels
 from .errors import ApiError
 
-__all__ = ["UPLOAD_FIELD", "UploadHasher", "read_upload"]
+__all__ = [
+    "UPLOAD_FIELD",
+    "VARIANT_SIZE",
+    "UploadHasher",
+    "fast_variants",
+    "fingerprint_upload",
+    "read_upload",
+]
 
 #: Name of the multipart field that carries the image.
 UPLOAD_FIELD: Final = "file"
+#: Side of the square the variants are hashed from: PDQ samples a side of 64·k
+#: pixels symmetrically when k and its filter window ceil(side / 128) are odd
+#: (64, 320, 576...), which makes all 8 outputs of ``compute_dihedral`` exact.
+VARIANT_SIZE: Final = 320
 _RAW_TYPES: Final = ("application/octet-stream", "image/")
 
 
+def fast_variants(pixels: np.ndarray) -> list[PdqHash]:
+    """The 8 dihedral PDQ hashes of an image from one DCT, in ``DIHEDRAL_VARIANTS`` order.
+
+    The ``(M, N, 3)`` uint8 RGB image is reduced to its luminance (ITU-R 601,
+    PDQ's own weights) on a :data:`VARIANT_SIZE` square (bilinear, antialiased:
+    the same in every orientation), then hashed once with
+    ``pdqhash.compute_dihedral``; each hash is exactly the PDQ of the square
+    flipped or turned.
+    """
+    square = Image.fromarray(pixels).convert("L")
+    square = square.resize((VARIANT_SIZE, VARIANT_SIZE), Image.Resampling.BILINEAR)
+    luma = np.asarray(square)
+    vectors, _ = pdqhash.compute_dihedral(np.ascontiguousarray(np.stack([luma] * 3, axis=2)))
+    return [PdqHash.from_bits(v) for v in vectors]
+
+
+def fingerprint_upload(data: bytes, limits: ImageLimits, *, variants: bool = True) -> Fingerprint:
+    """An upload's fingerprint: exact PDQ and digests, and (if asked) :func:`fast_variants`."""
+    canonical = pdq_pixels(data, name="the upload", limits=limits)
+    [pdq], quality = pdq_from_pixels(canonical.pixels)
+    turned = (pdq, *fast_variants(canonical.pixels)[1:]) if variants else ()
+    return Fingerprint(
+        sha256=hashlib.sha256(data).hexdigest(),
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        pdq=pdq,
+        quality=quality,
+        width=canonical.width,
+        height=canonical.height,
+        variants=turned,
+    )
+
+
 def _fingerprint_job(
-    data: bytes, limits: ImageLimits
+    data: bytes, limits: ImageLimits, variants: bool
 ) -> tuple[Fingerprint | None, tuple[str, str] | None]:
-    """Runs in a worker: the fingerprint with its 8 variants, or the error's parts."""
+    """Runs in a worker: the fingerprint (with its 8 variants if asked), or the error's parts."""
     try:
-        return fingerprint_bytes(data, name="the upload", limits=limits, variants=True), None
+        return fingerprint_upload(data, limits, variants=variants), None
     except TakeBackError as exc:
         # Exceptions with keyword-only fields do not pickle faithfully: send the parts.
         return None, (type(exc).__name__, exc.message)
@@ -81,9 +138,12 @@ class UploadHasher:
         self._in_flight = 0
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
 
     def _get_pool(self) -> ProcessPoolExecutor:
         with self._lock:
+            if self._closed:
+                raise ApiError(503, "busy", "the service is stopping", headers={"Retry-After": "1"})
             if self._pool is None:
                 method = (
                     "forkserver"
@@ -97,12 +157,15 @@ class UploadHasher:
 
     def warm_up(self) -> None:
         """Start the workers now (in the background) rather than on the first upload."""
+        if self._closed:
+            return
         pool = self._get_pool()
         for _ in range(self.workers):
             pool.submit(_warm_job)
 
-    async def fingerprint(self, data: bytes) -> Fingerprint:
-        """Fingerprint an image held in memory, in a worker process.
+    async def fingerprint(self, data: bytes, *, variants: bool = True) -> Fingerprint:
+        """Fingerprint an image held in memory, in a worker process
+        (:func:`fingerprint_upload`; ``variants``: with the 8 dihedral hashes).
 
         Raises
         ------
@@ -124,7 +187,9 @@ class UploadHasher:
             pool = self._get_pool()
             loop = asyncio.get_running_loop()
             try:
-                fp, error = await loop.run_in_executor(pool, _fingerprint_job, data, self.limits)
+                fp, error = await loop.run_in_executor(
+                    pool, _fingerprint_job, data, self.limits, variants
+                )
             except BrokenProcessPool:
                 self._reset(pool)
                 raise ApiError(
@@ -151,6 +216,7 @@ class UploadHasher:
     def close(self) -> None:
         """Stop the workers; idempotent."""
         with self._lock:
+            self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -70,6 +70,13 @@ class RateLimiter:
             self._buckets[key] = (tokens, now)
             return (cost - tokens) / self.rate
 
+    def give_back(self, key: str, cost: float = 1.0) -> None:
+        """Return tokens taken for a request that another handler will charge again."""
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is not None:
+                self._buckets[key] = (min(float(self.burst), found[0] + cost), found[1])
+
     @staticmethod
     def retry_after(wait: float) -> str:
         """``wait`` seconds as a ``Retry-After`` header value (whole seconds, at least 1)."""

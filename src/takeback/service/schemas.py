@@ -30,6 +30,8 @@ __all__ = [
     "KeyCreate",
     "KeyCreated",
     "KeyOut",
+    "MatchBatchRequest",
+    "MatchBatchResponse",
     "MatchOut",
     "MatchRequest",
     "MatchResponse",
@@ -184,6 +186,18 @@ class MatchResponse(_Model):
     quality: int | None
     threshold: int
     min_quality: int
+
+
+class MatchBatchRequest(_Model):
+    """Several fingerprints to look up in one request (each as in a single match)."""
+
+    queries: list[MatchRequest] = Field(
+        min_length=1, description="At most `max_batch` (1000); each costs one rate-limit token."
+    )
+
+
+class MatchBatchResponse(_Model):
+    results: list[MatchResponse] = Field(description="One answer per query, in order.")
 
 
 class FingerprintOut(_Model):

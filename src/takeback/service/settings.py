@@ -96,6 +96,21 @@ class ServiceSettings(BaseSettings):
         replicas with ``LISTEN``/``NOTIFY``; polling is then the fallback).
     ready_max_lag : float
         ``/readyz`` fails when a replica has not synchronised for this long.
+    workers : int
+        Server processes sharing the listening socket, each holding its own
+        indexes and following the change feed (0: one per CPU core, at most 4).
+    startup_wait : float
+        With several workers, how long a worker waits for its indexes before it
+        accepts connections (so that a request never reaches a worker still
+        loading while another one already answers ``/readyz``); after this it
+        serves anyway and answers ``503 index_loading`` until loaded.
+    fast_match : bool
+        Answer common fingerprint match requests on the hot path of
+        :mod:`takeback.service.fastmatch` (same answers, a fraction of the CPU).
+    access_log : bool
+        Log every request (uvicorn's access log). Off by default: the audit log
+        records every request that carries a key, and a log line per match
+        costs about a tenth of the request.
     max_request_bytes, max_upload_bytes : int
         Largest request body (JSON), and largest image upload.
     max_pixels : int
@@ -145,6 +160,11 @@ class ServiceSettings(BaseSettings):
     compact_after: int = Field(default=16_384, ge=1)
     poll_interval: float = Field(default=0.5, gt=0, le=60)
     ready_max_lag: float = Field(default=15.0, gt=0)
+
+    workers: int = Field(default=0, ge=0, le=64)
+    startup_wait: float = Field(default=120.0, ge=0)
+    fast_match: bool = True
+    access_log: bool = False
 
     max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
@@ -218,11 +238,12 @@ class ServiceSettings(BaseSettings):
         return ImageLimits(max_pixels=self.max_pixels, max_file_bytes=self.max_upload_bytes)
 
     def worker_count(self) -> int:
-        """Processes hashing uploads."""
-        if self.hash_workers:
-            return self.hash_workers
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        return max(1, min(4, cpus))
+        """Processes hashing uploads (per server process)."""
+        return self.hash_workers or _cores()
+
+    def server_processes(self) -> int:
+        """Server processes (:attr:`workers`, or one per core)."""
+        return self.workers or _cores()
 
     @property
     def serves_matching(self) -> bool:
@@ -237,6 +258,12 @@ class ServiceSettings(BaseSettings):
     def describe_banks(self) -> dict[str, str]:
         """Bank locations with passwords masked, for logs."""
         return {name: redact_url(loc) for name, loc in self.bank_locations().items()}
+
+
+def _cores(most: int = 4) -> int:
+    """CPU cores this process may run on, at most ``most``."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(most, cpus or 1))
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,14 +3,17 @@ by the app's lifespan."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 
 from ..errors import TakeBackError
 from .audit import AuditLog
 from .auth import KeyRing, KeyStore
 from .banks import BankRuntime
 from .db import ServiceDb, open_service_db
+from .errors import ApiError
 from .hashing import UploadHasher
 from .ratelimit import RateLimiter
 from .settings import ServiceSettings
@@ -67,7 +70,9 @@ class ServiceState:
         if s.serves_matching:
             self.hasher = UploadHasher(s.worker_count(), s.hash_queue, s.image_limits())
             if s.warm_up:
-                self.hasher.warm_up()
+                threading.Thread(
+                    target=self._warm_up, args=(self.hasher,), name="takeback-warm-up", daemon=True
+                ).start()
         self._refresher = threading.Thread(
             target=self._refresh_keys, name="takeback-keyring", daemon=True
         )
@@ -78,6 +83,12 @@ class ServiceState:
             s.role,
             self.db.location,
         )
+
+    def _warm_up(self, hasher: UploadHasher) -> None:
+        # After the indexes: starting the hashing processes competes for the CPU.
+        self.wait_ready(self.settings.startup_wait)
+        with contextlib.suppress(ApiError):  # stopped meanwhile
+            hasher.warm_up()
 
     def _refresh_keys(self) -> None:
         while not self._stop.wait(self.settings.key_refresh_seconds):
@@ -91,6 +102,16 @@ class ServiceState:
     def ready(self) -> bool:
         """Every bank open and, on a matching node, its index loaded and in sync."""
         return bool(self.banks) and all(b.ready() for b in self.banks.values())
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until :meth:`ready` (True), or ``timeout`` seconds (False)."""
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self._stop.wait(min(0.05, max(0.0, deadline - time.monotonic()))):
+                return False
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
     def stop(self) -> None:
         """Stop everything; idempotent."""

@@ -8,7 +8,8 @@ or to a log.
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -16,10 +17,13 @@ from ...fingerprint.types import PdqHash
 from ..deps import BankCaller, bank_caller
 from ..errors import ApiError
 from ..hashing import UPLOAD_FIELD, read_upload
+from ..ratelimit import RateLimiter
 from ..schemas import (
     ErrorResponse,
     FingerprintOut,
     ImageMatchResponse,
+    MatchBatchRequest,
+    MatchBatchResponse,
     MatchOut,
     MatchRequest,
     MatchResponse,
@@ -34,6 +38,7 @@ router = APIRouter(prefix="/v1", tags=["match"], responses={
 })  # fmt: skip
 
 Matcher = Annotated[BankCaller, Depends(bank_caller("match", "match"))]
+BatchMatcher = Annotated[BankCaller, Depends(bank_caller("match", "match_batch"))]
 ImageMatcher = Annotated[BankCaller, Depends(bank_caller("match", "match_image"))]
 
 
@@ -62,24 +67,83 @@ def _answer(caller: BankCaller, answer_matches: list[MatchOut], searched: bool,
     )
 
 
+#: Queries of a batch matched between two yields to the event loop.
+_BATCH_SLICE: Final = 32
+
+
+class _Parsed:
+    """A match request with its hashes parsed and its threshold checked."""
+
+    def __init__(self, caller: BankCaller, body: MatchRequest) -> None:
+        self.threshold = _threshold(caller, body.threshold)
+        if body.variants is not None:
+            self.pdq = [PdqHash.from_hex(v) for v in body.variants]
+        elif body.pdq is not None:
+            self.pdq = [PdqHash.from_hex(body.pdq)]
+        else:
+            self.pdq = []
+        self.quality = body.quality
+        self.sha256 = parse_digest("sha256", body.sha256)
+        self.md5 = parse_digest("md5", body.md5)
+
+    async def run(self, caller: BankCaller) -> tuple[list[MatchOut], bool]:
+        answer = await caller.bank_runtime.match(
+            pdq=self.pdq,
+            quality=self.quality,
+            sha256=self.sha256,
+            md5=self.md5,
+            threshold=self.threshold,
+        )
+        matches = [MatchOut(**m.to_dict()) for m in answer.matches]  # type: ignore[arg-type]
+        return matches, answer.pdq_searched
+
+
 @router.post("/banks/{bank}/match", summary="Match a fingerprint")
 async def match_fingerprint(body: MatchRequest, caller: Matcher) -> MatchResponse:
-    threshold = _threshold(caller, body.threshold)
-    if body.variants is not None:
-        pdq = [PdqHash.from_hex(v) for v in body.variants]
-    elif body.pdq is not None:
-        pdq = [PdqHash.from_hex(body.pdq)]
-    else:
-        pdq = []
-    answer = await caller.bank_runtime.match(
-        pdq=pdq,
-        quality=body.quality,
-        sha256=parse_digest("sha256", body.sha256),
-        md5=parse_digest("md5", body.md5),
-        threshold=threshold,
-    )
-    matches = [MatchOut(**m.to_dict()) for m in answer.matches]  # type: ignore[arg-type]
-    return _answer(caller, matches, answer.pdq_searched, body.quality, threshold)
+    query = _Parsed(caller, body)
+    matches, searched = await query.run(caller)
+    return _answer(caller, matches, searched, query.quality, query.threshold)
+
+
+@router.post(
+    "/banks/{bank}/match/batch",
+    summary="Match several fingerprints (one answer each, in order)",
+    responses={429: {"model": ErrorResponse}},
+)
+async def match_batch(body: MatchBatchRequest, caller: BatchMatcher) -> MatchBatchResponse:
+    state = caller.state
+    most = min(state.settings.max_batch, state.limiter.burst)
+    if len(body.queries) > most:
+        raise ApiError(
+            422, "invalid_request", f"{len(body.queries)} queries: send at most {most} per batch"
+        )
+    queries = [_Parsed(caller, q) for q in body.queries]  # every hash checked first
+    wait = state.limiter.take(caller.key.key_id, len(queries) - 1)  # one was taken already
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"{len(queries)} queries are more than key {caller.key.key_id} may make now; "
+            "slow down or send smaller batches",
+            headers={"Retry-After": RateLimiter.retry_after(wait)},
+        )
+    results, total = [], 0
+    for i, query in enumerate(queries):
+        if i and i % _BATCH_SLICE == 0:
+            await asyncio.sleep(0)  # let other requests in between slices
+        matches, searched = await query.run(caller)
+        total += len(matches)
+        results.append(
+            MatchResponse(
+                matches=matches,
+                pdq_searched=searched,
+                quality=query.quality,
+                threshold=query.threshold,
+                min_quality=state.settings.min_quality,
+            )
+        )
+    caller.audit(total)
+    return MatchBatchResponse(results=results)
 
 
 _UPLOAD_BODY = {
@@ -123,7 +187,7 @@ async def match_image(
         max_bytes=caller.state.settings.max_upload_bytes,
     )
     try:
-        fp = await hasher.fingerprint(data)
+        fp = await hasher.fingerprint(data, variants=all_variants)
     finally:
         del data  # the image itself goes no further
     pdq = list(fp.variants) if all_variants and fp.variants else [fp.pdq]
