@@ -10,6 +10,7 @@ PostgreSQL behaviour is in ``test_service_replicas.py``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -29,6 +30,8 @@ from PIL import Image
 from starlette.exceptions import StarletteDeprecationWarning
 from typer.testing import CliRunner
 
+from takeback.bank.store import SqliteStore
+from takeback.fingerprint.derivative import derivative_from_file
 from takeback.fingerprint.pdq import fingerprint_file
 from takeback.service import ServiceSettings, create_app
 from takeback.service.audit import verify_audit
@@ -536,7 +539,8 @@ def test_match_batch_limits_and_audit(tmp_path: Path) -> None:
         ({"pdq": "not hex"}, "invalid_hash"),
         ({"sha256": "12"}, "invalid_hash"),
         ({"label": "no hash at all"}, "invalid_request"),
-        ({"pdq": "ab" * 32, "derivative": "AAAA"}, "not_supported"),
+        ({"pdq": "ab" * 32, "derivative": "AAAA"}, "invalid_derivative"),
+        ({"pdq": "ab" * 32, "derivative": "not base64!"}, "invalid_derivative"),
         ({"pdq": "ab" * 32, "label": "a\x00b"}, "invalid_request"),
         ({"pdq": "ab" * 32, "derivative": "A" * 30_000}, "invalid_request"),
     ],
@@ -552,11 +556,30 @@ def test_bad_submissions_are_422_and_store_nothing(
     )
     assert r.status_code == 422, r.text
     assert r.json()["error"]["code"] == code
-    if code == "not_supported":
-        assert (
-            "not" in r.json()["error"]["message"] and "derivative" in r.json()["error"]["message"]
-        )
     assert service.client.get("/readyz").json()["banks"]["default"]["seq"] == before
+
+
+def test_a_derivative_fingerprint_is_stored_with_its_entry_and_withdrawn_with_it(
+    service: Service, photos: dict[str, Path]
+) -> None:
+    derivative = derivative_from_file(photos["chelsea.png"])
+    [entry_id] = service.submit(
+        [
+            {
+                "pdq": "cd" * 32,
+                "label": "cat",
+                "derivative": base64.b64encode(derivative.to_bytes()).decode(),
+            }
+        ]
+    )
+    with SqliteStore.open(service.settings.bank) as store:
+        assert dict(store.get_derivatives([entry_id])) == {entry_id: derivative.to_bytes()}
+    r = service.client.delete(
+        f"/v1/banks/default/hashes/{entry_id}", headers=service.auth("submitter")
+    )
+    assert r.status_code == 200, r.text
+    with SqliteStore.open(service.settings.bank) as store:
+        assert dict(store.get_derivatives([entry_id])) == {}
 
 
 # -- matching images -----------------------------------------------------------------

@@ -17,7 +17,7 @@ code                   status  meaning
 ``unsupported_media``  415     an upload that is neither multipart nor raw bytes
 ``invalid_request``    422     the JSON does not fit the schema
 ``invalid_hash``       422     a hash is not hex of the right length
-``not_supported``      422     a field this bank cannot store yet (``derivative``)
+``invalid_derivative`` 422     ``derivative`` is not base64 of a valid fingerprint
 ``not_an_image`` ...   422     the upload is not a usable image (imageio codes)
 ``rate_limited``       429     the key's token bucket is empty (``Retry-After``)
 ``index_loading``      503     the in-memory index is not loaded yet

@@ -91,8 +91,10 @@ class HashIn(_Model):
     derivative: str | None = Field(
         None,
         max_length=MAX_DERIVATIVE_BASE64,
-        description="Derivative fingerprint, base64 (at most 16 KiB); not stored yet: "
-        "a request carrying one is refused with `not_supported`.",
+        description="Derivative fingerprint (`takeback.fingerprint.derivative`, format "
+        "version 2), base64, at most 16 KiB. Stored with the entry and carried by the "
+        "change feed; `takeback match` on the bank uses it to find doctored copies. "
+        "A malformed one refuses the request with `invalid_derivative`.",
     )
 
     @model_validator(mode="after")

@@ -7,11 +7,14 @@ the feed.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
 from ...bank.model import BankEntry
+from ...fingerprint.derivative import DerivativeFingerprint, InvalidDerivativeError
 from ...fingerprint.types import PdqHash
 from ..deps import BankCaller, KeyDep, StateDep, bank_caller
 from ..errors import ApiError
@@ -58,14 +61,23 @@ async def list_banks(state: StateDep, key: KeyDep) -> dict[str, list[dict[str, o
     return {"banks": banks}
 
 
+def _derivative(text: str | None) -> bytes | None:
+    """The submitted derivative fingerprint's bytes, validated."""
+    if text is None:
+        return None
+    try:
+        blob = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "invalid_derivative", "'derivative' is not valid base64") from None
+    try:
+        DerivativeFingerprint.from_bytes(blob)
+    except InvalidDerivativeError as exc:
+        raise ApiError(422, "invalid_derivative", exc.message) from None
+    return blob
+
+
 def _entry(item: HashIn, min_quality: int) -> tuple[BankEntry, bool]:
-    if item.derivative is not None:
-        raise ApiError(
-            422,
-            "not_supported",
-            "this bank cannot store derivative fingerprints yet; submit the entry without "
-            "the 'derivative' field",
-        )
+    derivative = _derivative(item.derivative)
     pdq = None if item.pdq is None else PdqHash.from_hex(item.pdq)
     entry = BankEntry(
         label=item.label,
@@ -74,6 +86,7 @@ def _entry(item: HashIn, min_quality: int) -> tuple[BankEntry, bool]:
         pdq=pdq,
         quality=item.quality,
         source=item.partner_ref,
+        derivative=derivative,
     )
     indexed = pdq is not None and (item.quality is None or item.quality >= min_quality)
     return entry, indexed
