@@ -231,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="timing rounds per 12-MP pair")
     p.add_argument("--skip-suite", action="store_true")
     p.add_argument("--skip-12mp", action="store_true")
+    p.add_argument("--out", type=Path, default=None, help="JSON file (default under bench/out)")
     args = p.parse_args(argv)
     cv2.setNumThreads(1)
     out: dict[str, Any] = {
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         out["12mp"] = run_12mp(args.rounds)
     out["machine"]["load_after"] = os.getloadavg()
     parts = ("" if not args.skip_suite else "-timing") + ("" if not args.skip_12mp else "-suite")
-    dest = HERE / "out" / f"examine{parts}.json"
+    dest = args.out or HERE / "out" / f"examine{parts}.json"
     dest.parent.mkdir(exist_ok=True)
     dest.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))

@@ -10,10 +10,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
+from takeback.examine import align as align_mod
+from takeback.examine import changes as changes_mod
 from takeback.examine.model import ExamineVerdict
 from takeback.examine.pipeline import examine
 from takeback.imageio import load_rgb
@@ -115,6 +118,87 @@ def test_alignment_matrix_maps_original_pixels_onto_the_suspect(
     ok = (ox >= 0) & (oy >= 0) & (ox < o.shape[1]) & (oy < o.shape[0])
     diff = np.abs(o[oy[ok], ox[ok]].mean(1) - s[ys[pick][ok], xs[pick][ok]].mean(1))
     assert np.median(diff) < 20
+
+
+def test_small_crop_of_mostly_replaced_area_aligns_by_the_dense_try(
+    tmp_path: Path, photos: dict[str, Path], unrelated: dict[str, Path]
+) -> None:
+    """A 160 px crop that is 87 % replaced: too few ordinary SIFT correspondences."""
+    original = photos["motorcycle_left.png"]
+    data, truth = doctored_copy(
+        load_rgb(original),
+        load_rgb(photos["astronaut.png"]),
+        replaced=0.5,
+        crop=(0.15, 0.35, 0.85, 1.0),
+        scale=0.5,
+        quality=75,
+    )
+    suspect = write(tmp_path / "fake.jpg", data)
+    assert truth.mean() > 0.8
+    grid = load_rgb(suspect)
+    assert align_mod.align(load_rgb(original), grid, dense=False) is None
+    result = examine(suspect, original=original)
+    assert result.verdict is ExamineVerdict.DERIVED
+    assert result.alignment is not None and not result.alignment.mirrored
+    assert result.alignment.scale == pytest.approx(0.5, abs=0.01)
+    assert result.mask is not None and _f1(result.mask, truth) >= 0.9
+    # the dense try does not make unrelated photos align (a wrong alignment is worse than none)
+    for other in [*unrelated.values(), photos["chelsea.png"], photos["camera.png"]]:
+        verdict = examine(suspect, original=other, marks=False, blind=False).verdict
+        assert verdict is ExamineVerdict.NOT_DERIVED
+
+
+def test_pixel_agreement_confirms_only_the_true_alignment(
+    tmp_path: Path, photos: dict[str, Path], unrelated: dict[str, Path]
+) -> None:
+    original = load_rgb(photos["coffee.png"])
+    data, _ = doctored_copy(original, load_rgb(photos["rocket.jpg"]), replaced=0.5, scale=0.6)
+    suspect = load_rgb(write(tmp_path / "fake.jpg", data))
+    found = align_mod.align(original, suspect)
+    assert found is not None
+    assert align_mod.confirmed(original, suspect, found.matrix)
+    score, shifted = align_mod.agreement(original, suspect, found.matrix)
+    assert score > 2 * shifted
+    # the same transform applied to another photo, or the right photo 12 px off
+    other = cv2.resize(load_rgb(unrelated["retina.jpg"]), original.shape[1::-1])
+    assert not align_mod.confirmed(other, suspect, found.matrix)
+    off = np.array([[1.0, 0.0, 12.0], [0.0, 1.0, 12.0], [0.0, 0.0, 1.0]]) @ found.matrix
+    assert not align_mod.confirmed(original, suspect, off)
+
+
+def _inpainted(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Classical inpainting of a lower-central ellipse (at 256 px, upsampled), feathered."""
+    h, w = image.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    region = ((xx - w / 2) / (0.3 * w)) ** 2 + ((yy - 0.6 * h) / (0.3 * h)) ** 2 <= 1
+    s = 256 / max(h, w)
+    small = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    hole = cv2.resize(region.astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    fill = cv2.resize(cv2.inpaint(small, hole, 5, cv2.INPAINT_TELEA), (w, h))
+    alpha = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 4)[..., None]
+    out = np.clip(image * (1 - alpha) + fill * alpha, 0, 255).astype(np.uint8)
+    size = (round(w * 0.7), round(h * 0.7))
+    truth = cv2.resize(alpha[..., 0], size, interpolation=cv2.INTER_AREA) > 0.5
+    return cv2.resize(out, size, interpolation=cv2.INTER_AREA), truth
+
+
+@pytest.mark.parametrize("photo", ["astronaut.png", "rocket.jpg"])
+def test_smooth_inpainting_is_found_by_growing_into_smoothed_pixels(
+    tmp_path: Path, photos: dict[str, Path], photo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inpainting resembles what it replaced; where it smoothed the texture, the region grows."""
+    out, truth = _inpainted(load_rgb(photos[photo]))
+    suspect = write(tmp_path / "inpainted.jpg", encode(Image.fromarray(out), quality=80))
+    result = examine(suspect, original=photos[photo])
+    assert result.verdict is ExamineVerdict.DERIVED and result.mask is not None
+    recall = (result.mask & truth).sum() / truth.sum()
+    precision = (result.mask & truth).sum() / result.mask.sum()
+    assert precision >= 0.95
+    monkeypatch.setattr(changes_mod, "GROW_STRENGTH", 1.0)  # no growth
+    plain = examine(suspect, original=photos[photo])
+    assert plain.mask is not None
+    assert recall >= (plain.mask & truth).sum() / truth.sum() + 0.03
+    assert _f1(result.mask, truth) >= {"astronaut.png": 0.95, "rocket.jpg": 0.75}[photo]
 
 
 def test_unrelated_photo_is_not_derived(

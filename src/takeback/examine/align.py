@@ -6,7 +6,18 @@ original's pixel grid to the suspect's from the parts that were kept: SIFT
 features (scale and rotation invariant; CONTEXT.md measured SIFT ahead of ORB
 and AKAZE for this) matched with Lowe's ratio test, a full affine transform
 estimated with MAGSAC++ (``cv2.USAC_MAGSAC``), tried on the suspect and on its
-mirror image, keeping the one with more inliers.
+mirror image, keeping the one with more inliers. A similarity transform
+(rotation, one scale, shift: what reposting does) fitted to the same matches is
+preferred when it explains nearly as many of them: with few, clustered
+correspondences a full affine fit extrapolates badly to the rest of the frame.
+
+When fewer than :data:`MIN_INLIERS` correspondences agree (a small or smooth
+photo whose kept part has little texture), a second, denser try follows:
+SIFT at a lower contrast threshold on larger images, a similarity fit accepted
+from :data:`DENSE_MIN_INLIERS` correspondences, but only when the pixels confirm
+it (:func:`agreement`): the original warped by the candidate must agree with
+the suspect in textured places clearly more than when shifted by a few pixels.
+A wrong alignment is worse than none, so an unconfirmed candidate is dropped.
 
 Coordinates follow :mod:`takeback.examine.model`: a matrix maps ``(x, y, 1)``
 with pixel centres at integers, ``x`` the column.
@@ -15,7 +26,7 @@ with pixel centres at integers, ``x`` the column.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import cv2
 import numpy as np
@@ -23,10 +34,13 @@ import numpy as np
 from .model import Alignment
 
 __all__ = [
+    "DENSE_MIN_INLIERS",
     "MIN_INLIERS",
     "FeatureSet",
+    "agreement",
     "align",
     "both_ways",
+    "confirmed",
     "features",
     "mirrored",
     "scale_matrix",
@@ -48,6 +62,27 @@ MAX_FEATURES: Final = 4000
 RATIO: Final = 0.85
 #: MAGSAC threshold, pixels of the suspect's feature image.
 REPROJECTION_PX: Final = 3.0
+#: The similarity fit replaces the affine one when it keeps this share of its inliers.
+SIMILARITY_SHARE: Final = 0.8
+
+#: Dense second try: (SIFT contrast threshold, smallest long side), in order.
+DENSE_PASSES: Final = ((0.004, 640), (0.004, 1024))
+#: Most features kept per image in the dense try.
+DENSE_MAX_FEATURES: Final = 8000
+#: Lowe's ratio test of the dense try.
+DENSE_RATIO: Final = 0.9
+#: Fewest agreeing correspondences of a dense candidate (it must also pass :func:`agreement`).
+DENSE_MIN_INLIERS: Final = 6
+#: Long side of the images the pixel agreement is measured on.
+AGREEMENT_SIDE: Final = 384
+#: Smallest share of the overlap agreeing in texture for a dense candidate.
+AGREEMENT_MIN: Final = 0.02
+#: The agreement must exceed that of the candidate shifted by a few pixels this many times.
+AGREEMENT_PEAK: Final = 1.5
+#: Local correlation from which two textured places agree.
+AGREEMENT_NCC: Final = 0.9
+#: Local grey-level spread (0-255) from which a place counts as textured.
+AGREEMENT_TEXTURE: Final = 3.0
 
 
 def scale_matrix(sx: float, sy: float) -> np.ndarray:
@@ -74,13 +109,15 @@ class FeatureSet:
     size: tuple[int, int]  # (width, height) of the image the points refer to
 
 
-def _grey_small(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """Grey image resized to ``side`` px long when bigger, or up to ``MIN_SIDE`` when smaller."""
+def _grey_small(
+    image: np.ndarray, side: int, min_side: int = FEATURE_MIN_SIDE
+) -> tuple[np.ndarray, float]:
+    """Grey image resized to ``side`` px long when bigger, or up to ``min_side`` when smaller."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     h, w = grey.shape
     s = min(1.0, side / max(h, w))
-    if max(h, w) < FEATURE_MIN_SIDE:
-        s = FEATURE_MIN_SIDE / max(h, w)
+    if max(h, w) < min_side:
+        s = min_side / max(h, w)
         grey = cv2.resize(grey, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC)
     elif s < 1.0:
         grey = cv2.resize(
@@ -90,15 +127,21 @@ def _grey_small(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
 
 
 def features(
-    image: np.ndarray, *, side: int = FEATURE_SIDE, max_features: int = MAX_FEATURES
+    image: np.ndarray,
+    *,
+    side: int = FEATURE_SIDE,
+    max_features: int = MAX_FEATURES,
+    contrast: float = CONTRAST,
+    min_side: int = FEATURE_MIN_SIDE,
 ) -> FeatureSet:
     """SIFT features of an ``(M, N[, 3])`` uint8 image, computed at most ``side`` px long.
 
-    Points are returned in the coordinates of ``image`` itself.
+    Images shorter than ``min_side`` are enlarged to it first. Points are
+    returned in the coordinates of ``image`` itself.
     """
-    grey, _ = _grey_small(image, side)
+    grey, _ = _grey_small(image, side, min_side)
     sift = cv2.SIFT_create(  # type: ignore[attr-defined]
-        nfeatures=max_features, contrastThreshold=CONTRAST
+        nfeatures=max_features, contrastThreshold=contrast
     )
     kps, desc = sift.detectAndCompute(grey, None)
     h, w = image.shape[:2]
@@ -116,33 +159,58 @@ def features(
 
 
 _MATCHER: Final = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 4}, {"checks": 64})
+#: The dense try looks harder for each feature's nearest neighbours (few are right).
+_DENSE_MATCHER: Final = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 8}, {"checks": 512})
 
 
 def _estimate(
-    orig: FeatureSet, susp: FeatureSet, pixel_px: float
+    orig: FeatureSet,
+    susp: FeatureSet,
+    pixel_px: float,
+    *,
+    ratio: float = RATIO,
+    similarity_only: bool = False,
+    matcher: cv2.FlannBasedMatcher = _MATCHER,
 ) -> tuple[np.ndarray | None, int, np.ndarray]:
-    """Affine from original to suspect points by ratio test + MAGSAC; (matrix, inliers, pts)."""
+    """Transform from original to suspect points by ratio test + robust fit; (matrix, inliers, pts).
+
+    A full affine transform by MAGSAC and a similarity by RANSAC; the similarity
+    is kept when it explains :data:`SIMILARITY_SHARE` of the affine fit's inliers
+    (or always, with ``similarity_only``).
+    """
+    none = (None, 0, np.zeros((0, 2), np.float32))
     if len(orig.points) < 3 or len(susp.points) < 3:
-        return None, 0, np.zeros((0, 2), np.float32)
-    pairs = _MATCHER.knnMatch(susp.descriptors, orig.descriptors, k=2)
-    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+        return none
+    pairs = matcher.knnMatch(susp.descriptors, orig.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < ratio * p[1].distance]
     if len(good) < 4:
-        return None, 0, np.zeros((0, 2), np.float32)
+        return none
     src = orig.points[[m.trainIdx for m in good]]
     dst = susp.points[[m.queryIdx for m in good]]
-    cv2.setRNGSeed(0)  # MAGSAC samples at random: same inputs, same answer
-    a, inl = cv2.estimateAffine2D(
-        src,
-        dst,
-        method=cv2.USAC_MAGSAC,
-        ransacReprojThreshold=pixel_px,
-        maxIters=5000,
-        confidence=0.999,
+    cv2.setRNGSeed(0)  # MAGSAC and RANSAC sample at random: same inputs, same answer
+    fits: list[tuple[np.ndarray, np.ndarray]] = []
+    sim, sim_inl = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=pixel_px, maxIters=5000, confidence=0.999
     )
-    if a is None or inl is None:
-        return None, 0, np.zeros((0, 2), np.float32)
-    keep = inl.ravel().astype(bool)
-    return np.vstack([a, [0.0, 0.0, 1.0]]), int(keep.sum()), dst[keep]
+    if sim is not None and sim_inl is not None:
+        fits.append((sim, sim_inl.ravel().astype(bool)))
+    if not similarity_only:
+        a, inl = cv2.estimateAffine2D(
+            src,
+            dst,
+            method=cv2.USAC_MAGSAC,
+            ransacReprojThreshold=pixel_px,
+            maxIters=5000,
+            confidence=0.999,
+        )
+        if a is not None and inl is not None:
+            keep = inl.ravel().astype(bool)
+            if not fits or fits[0][1].sum() < SIMILARITY_SHARE * keep.sum():
+                fits = [(a, keep)]
+    if not fits:
+        return none
+    m, keep = fits[0]
+    return np.vstack([m, [0.0, 0.0, 1.0]]), int(keep.sum()), dst[keep]
 
 
 def _decompose(m: np.ndarray) -> tuple[float, float, bool]:
@@ -187,6 +255,125 @@ def both_ways(suspect: np.ndarray) -> tuple[FeatureSet, FeatureSet]:
     return fs, mirrored(fs)
 
 
+def _best(
+    of: FeatureSet,
+    pair: tuple[FeatureSet, FeatureSet],
+    width: int,
+    pixel_px: float,
+    **fit: Any,
+) -> list[tuple[np.ndarray, int, np.ndarray]]:
+    """Fits on the suspect and on its mirror image, most inliers first."""
+    out = []
+    for flipped, sf in zip((False, True), pair, strict=True):
+        m, n, pts = _estimate(of, sf, pixel_px, **fit)
+        if m is None or not plausible(m):
+            continue
+        if flipped:
+            m = _mirror_matrix(width) @ m
+            pts = pts.copy()
+            pts[:, 0] = (width - 1) - pts[:, 0]
+        out.append((m, n, pts))
+    return sorted(out, key=lambda f: -f[1])
+
+
+def _ncc(a: np.ndarray, b: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local normalised correlation of two float32 images; and their local spreads."""
+
+    def blur(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), sigma)
+
+    ma, mb = blur(a), blur(b)
+    va = np.maximum(blur(a * a) - ma * ma, 0)
+    vb = np.maximum(blur(b * b) - mb * mb, 0)
+    return (blur(a * b) - ma * mb) / np.sqrt(va * vb + 1e-6), np.sqrt(va), np.sqrt(vb)
+
+
+def agreement(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> tuple[float, float]:
+    """How well the pixels confirm an alignment: (agreement, best agreement when shifted).
+
+    The original is warped by ``matrix`` into the suspect's grid (both at most
+    :data:`AGREEMENT_SIDE` px long); *agreement* is the share of the overlap
+    where both are textured (local spread over :data:`AGREEMENT_TEXTURE`) and
+    locally correlated over :data:`AGREEMENT_NCC`. The same is measured with the
+    candidate shifted by 2 % of the long side in eight directions: a true
+    alignment agrees clearly less when shifted, whereas smooth ramps, repeated
+    patterns and chance agree about as well anywhere.
+
+    Parameters
+    ----------
+    original, suspect : (M, N, 3) uint8 arrays
+    matrix : (3, 3) float array
+        From ``original`` pixel coordinates to ``suspect`` ones.
+    """
+    h, w = suspect.shape[:2]
+    s = min(1.0, AGREEMENT_SIDE / max(h, w))
+    sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    grey = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
+    sg = cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = scale_matrix(sw / w, sh / h) @ matrix
+    og = cv2.cvtColor(original, cv2.COLOR_RGB2GRAY)
+    shrink = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
+    if shrink < 0.8:  # area-average first, so the warp does not alias
+        oh, ow = og.shape
+        nw, nh = max(1, round(ow * shrink)), max(1, round(oh * shrink))
+        og = cv2.resize(og, (nw, nh), interpolation=cv2.INTER_AREA)
+        m = m @ np.linalg.inv(scale_matrix(nw / ow, nh / oh))
+    d = max(3.0, 0.02 * max(sw, sh))
+    ones = np.full(og.shape, 255, np.uint8)
+    scores = []
+    for dx, dy in ((0, 0), (-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+        mt = np.array([[1.0, 0.0, dx * d], [0.0, 1.0, dy * d], [0.0, 0.0, 1.0]]) @ m
+        warped = cv2.warpAffine(og, mt[:2], (sw, sh), flags=cv2.INTER_LINEAR)
+        inside = cv2.warpAffine(ones, mt[:2], (sw, sh), flags=cv2.INTER_NEAREST) > 0
+        inside = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        ncc, spread_s, spread_o = _ncc(sg, warped.astype(np.float32), 2.5)
+        agree = (ncc > AGREEMENT_NCC) & (spread_s > AGREEMENT_TEXTURE)
+        agree &= (spread_o > AGREEMENT_TEXTURE) & inside
+        scores.append(float(agree.sum()) / max(1, int(inside.sum())))
+    return scores[0], max(scores[1:])
+
+
+def confirmed(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> bool:
+    """Whether the pixels confirm an alignment (:func:`agreement` over its thresholds)."""
+    score, shifted = agreement(original, suspect, matrix)
+    return score >= AGREEMENT_MIN and score >= AGREEMENT_PEAK * shifted
+
+
+def _dense(
+    original: np.ndarray, suspect: np.ndarray, pixel_px: float
+) -> tuple[np.ndarray, int, np.ndarray] | None:
+    """The second try: denser features, similarity fits, confirmed by the pixels."""
+    h, w = suspect.shape[:2]
+    for contrast, min_side in DENSE_PASSES:
+        side = int(np.clip(ORIGINAL_SCALE * max(h, w), min_side, max(FEATURE_SIDE, min_side)))
+        of = features(
+            original,
+            side=side,
+            max_features=DENSE_MAX_FEATURES,
+            contrast=contrast,
+            min_side=min_side,
+        )
+        sf = features(
+            suspect,
+            side=max(FEATURE_SIDE, min_side),
+            max_features=DENSE_MAX_FEATURES,
+            contrast=contrast,
+            min_side=min_side,
+        )
+        for m, n, pts in _best(
+            of,
+            (sf, mirrored(sf)),
+            w,
+            pixel_px,
+            ratio=DENSE_RATIO,
+            similarity_only=True,
+            matcher=_DENSE_MATCHER,
+        ):
+            if n >= DENSE_MIN_INLIERS and confirmed(original, suspect, m):
+                return m, n, pts
+    return None
+
+
 def align(
     original: np.ndarray,
     suspect: np.ndarray,
@@ -194,6 +381,7 @@ def align(
     original_features: FeatureSet | None = None,
     suspect_features: tuple[FeatureSet, FeatureSet] | None = None,
     min_inliers: int = MIN_INLIERS,
+    dense: bool = True,
 ) -> Alignment | None:
     """Find the transform from ``original`` to ``suspect``; None if they do not align.
 
@@ -205,39 +393,35 @@ def align(
     suspect_features : (FeatureSet, FeatureSet), optional
         Precomputed :func:`both_ways` of the suspect (when trying many originals).
     min_inliers : int
-        Fewest agreeing correspondences accepted.
+        Fewest agreeing correspondences accepted from the first try.
+    dense : bool
+        Make the denser second try, confirmed by the pixels, when the first
+        finds too few correspondences.
 
     Returns
     -------
     Alignment or None
         ``matrix`` maps ``original`` pixel coordinates to ``suspect`` ones;
         ``coverage`` is the share of the suspect inside the mapped original.
-        None when fewer than :data:`MIN_INLIERS` correspondences agree.
+        None when neither try finds a transform.
     """
     h, w = suspect.shape[:2]
     # features of both at about the same scale: a repost shows 55-100% of the
     # original, so the original at ~1.25x the suspect's size is close
     side = int(np.clip(ORIGINAL_SCALE * max(h, w), FEATURE_MIN_SIDE, FEATURE_SIDE))
     of = original_features or features(original, side=side)
-    best: tuple[np.ndarray, int, np.ndarray] | None = None
     px = REPROJECTION_PX * max(1.0, max(h, w) / FEATURE_SIDE)
-    for mirrored, sf in zip((False, True), suspect_features or both_ways(suspect), strict=True):
-        m, n, pts = _estimate(of, sf, px)
-        if m is None or not plausible(m):
-            continue
-        if mirrored:
-            m = _mirror_matrix(w) @ m
-            pts = pts.copy()
-            pts[:, 0] = (w - 1) - pts[:, 0]
-        if best is None or n > best[1]:
-            best = (m, n, pts)
-    if best is None or best[1] < min_inliers:
+    fits = _best(of, suspect_features or both_ways(suspect), w, px)
+    best = fits[0] if fits and fits[0][1] >= min_inliers else None
+    if best is None and dense:
+        best = _dense(original, suspect, px)
+    if best is None:
         return None
     m, n, pts = best
-    rotation, scale, mirrored = _decompose(m)
+    rotation, scale, flipped = _decompose(m)
     return Alignment(
         matrix=m,
-        mirrored=mirrored,
+        mirrored=flipped,
         coverage=coverage(m, original.shape[:2], (h, w)),
         inliers=n,
         rotation_deg=rotation,

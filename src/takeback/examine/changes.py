@@ -20,10 +20,16 @@ replaced region changes colour, texture or both. The steps:
    per-pixel maximum is the *change strength* (the heatmap; 1 = threshold).
 5. **Clean up**: smooth, threshold at 1, open and close, drop components
    smaller than :data:`MIN_REGION` of the compared area, fill holes.
+6. **Grow** (last pass): each region grows into connected pixels over
+   :data:`GROW_STRENGTH` where the suspect has lost fine texture
+   (:data:`SMOOTHER`): inpainting leaves pixels close to what it replaced but
+   smooths away the grain.
 
 Steps 2-5 run three times: near the feature correspondences only, then
-everywhere but clear changes, then everywhere but the previous mask, so a large
-replaced region cannot bias ECC or the colour fit.
+everywhere but the first mask and clear changes, then everywhere but the
+previous mask, so a large replaced region cannot bias the colour fit. ECC runs
+in the first and last passes only, and a correction that moves the alignment's
+inliers more than :data:`ECC_MAX_PX` is refused.
 """
 
 from __future__ import annotations
@@ -56,8 +62,17 @@ EDGE_PX: Final = 8
 MAX_HOLE: Final = 0.02
 #: Images with a short side of twice this are refined by ECC at half size.
 ECC_MIN_SIDE: Final = 240
+#: Most an ECC correction may move the alignment's inliers, pixels of the grid.
+ECC_MAX_PX: Final = 4.0
 #: Change strength excluded from the colour fit of the middle pass.
 CLEAR_CHANGE: Final = 3.0
+#: Change strength to which an altered region grows from where it exceeds 1.
+GROW_STRENGTH: Final = 0.4
+#: The suspect's fine texture (high-pass spread) under this share of the original's
+#: counts as smoothed: the only places a region may grow into.
+SMOOTHER: Final = 0.8
+#: Fewest pixels near the alignment's inliers for the first pass to fit on them only.
+TRUSTED_MIN: Final = 300
 #: Colour tolerance (0-255 per channel) of a border or caption bar.
 FRAME_TOLERANCE: Final = 14
 #: Share of the first line of a border or caption bar that has its colour.
@@ -145,9 +160,19 @@ def warp_original(
 
 
 def _ecc_refine(
-    original: np.ndarray, matrix: np.ndarray, suspect_grey: np.ndarray, valid: np.ndarray
+    original: np.ndarray,
+    matrix: np.ndarray,
+    suspect_grey: np.ndarray,
+    valid: np.ndarray,
+    anchors: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Refine ``matrix`` (original -> grid) by ECC on the ``valid`` pixels."""
+    """Refine ``matrix`` (original -> grid) by ECC on the ``valid`` pixels.
+
+    The correction is refused when it moves any of the ``anchors`` (suspect
+    points ``(x, y)`` the feature fit placed, its inliers) by more than
+    :data:`ECC_MAX_PX`, or a corner of the grid by more than twice that: ECC
+    drawn by a replaced region can drift by pixels.
+    """
     if valid.sum() < 2000:
         return matrix
     warped, _ = warp_original(original, matrix, suspect_grey.shape)
@@ -180,7 +205,18 @@ def _ecc_refine(
         c3 = np.linalg.inv(s2) @ c3 @ s2
     if np.abs(c3[:2, 2]).max() > 6 or np.abs(c3[:2, :2] - np.eye(2)).max() > 0.03:
         return matrix  # ECC wandered off; keep the feature fit
-    return np.linalg.inv(c3) @ matrix
+    inv = np.linalg.inv(c3)
+
+    def moved(points: np.ndarray) -> float:
+        pts = np.hstack([points.astype(np.float64), np.ones((len(points), 1))])
+        return float(np.linalg.norm((inv @ pts.T).T[:, :2] - pts[:, :2], axis=1).max())
+
+    corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)
+    if moved(corners) > 2 * ECC_MAX_PX:
+        return matrix
+    if anchors is not None and len(anchors) and moved(anchors) > ECC_MAX_PX:
+        return matrix
+    return inv @ matrix
 
 
 def _gamma_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -366,6 +402,27 @@ def _strength_at(suspect: np.ndarray, aligned: np.ndarray, scale: float) -> np.n
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _smoother(suspect: np.ndarray, aligned: np.ndarray) -> np.ndarray:
+    """1 where the suspect has lost fine texture against the original, else 0 (float32)."""
+    sg = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    og = cv2.cvtColor(aligned, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    def fine(g: np.ndarray) -> np.ndarray:
+        hp = g - cv2.GaussianBlur(g, (0, 0), 1.5)
+        return np.sqrt(cv2.GaussianBlur(hp * hp, (0, 0), 4.0))
+
+    return (fine(sg) + 0.5 < SMOOTHER * (fine(og) + 0.5)).astype(np.float32)
+
+
+def _hysteresis(strength: np.ndarray, seeds: np.ndarray, low: float) -> np.ndarray:
+    """``seeds`` and the pixels over ``low`` connected to them (as Canny's edges)."""
+    n, labels = cv2.connectedComponents((strength >= low).astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(labels[seeds])] = True
+    keep[0] = False
+    return keep[labels] | seeds
+
+
 def _clean(raw: np.ndarray, compared: np.ndarray) -> np.ndarray:
     """Open, close, drop small components and fill holes."""
     h, w = raw.shape
@@ -415,8 +472,9 @@ def detect_changes(
         replaced region cannot pull the colour fit towards itself.
     passes : int
         Detection passes: the first fits alignment and colour near the trusted
-        points, the middle ones everywhere but the clear changes
-        (:data:`CLEAR_CHANGE`), the last everywhere but the previous mask.
+        points, the middle ones (colour only) everywhere but the previous mask
+        and clear changes (:data:`CLEAR_CHANGE`), the last everywhere but the
+        previous mask; the last grows regions into smoothed pixels.
     """
     grey = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
     original, matrix, pre = _at_scale(original, matrix)
@@ -434,21 +492,27 @@ def detect_changes(
         edge = cv2.dilate(frame.astype(np.uint8), np.ones((2 * erode + 1,) * 2, np.uint8)) > 0
         compared &= ~edge
     for i in range(max(1, passes)):
-        if i == 0 and trusted is not None and trusted.sum() >= 2000:
+        middle = 0 < i < passes - 1
+        if i == 0 and trusted is not None and trusted.sum() >= TRUSTED_MIN:
             valid = trusted
         else:
-            # the middle pass leaves out only clear changes, so that a first fit
-            # from too few places cannot lock itself in; the last leaves out the mask
-            out = strength >= CLEAR_CHANGE if 0 < i < passes - 1 else mask
+            # the middle pass also leaves out clear changes the first mask missed, so
+            # a first fit from too few places cannot lock itself in; the last leaves
+            # out the mask
+            out = (strength >= CLEAR_CHANGE) | mask if middle else mask
             keep_out = cv2.dilate(out.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
             valid = compared & ~keep_out
-        matrix = _ecc_refine(original, matrix, grey, valid)
+        if not middle:  # a replaced region left in would pull ECC off by pixels
+            matrix = _ecc_refine(original, matrix, grey, valid, trusted_points)
         warped, _ = warp_original(original, matrix, grey.shape)
         final = i == max(1, passes) - 1
         aligned = _recompress(_colour_lut(warped, suspect, valid), jpeg_quality if final else None)
         strength = _strength_at(suspect, aligned, 1.0 if final else 0.5)
         strength[~compared] = 0
         mask = _clean(strength >= 1.0, compared)
+        if final and mask.any() and GROW_STRENGTH < 1.0:
+            grow = strength * _smoother(suspect, aligned)
+            mask = _clean(_hysteresis(grow, mask, GROW_STRENGTH), compared)
     return ChangeMap(
         mask=mask, compared=compared, strength=strength, aligned=aligned, matrix=matrix @ pre
     )

@@ -217,6 +217,12 @@ def examine(
         result.timings = timings
         return result
 
+    if alignment.inliers < _align.MIN_INLIERS:
+        result.notes.insert(
+            0,
+            f"Suspect and original were aligned from few correspondences "
+            f"({alignment.inliers}), confirmed by their pixels agreeing in textured places.",
+        )
     t = time.perf_counter()
     changes = detect_changes(
         o_rgb, alignment.matrix, grid, jpeg_quality=quality, trusted_points=alignment.inlier_points
@@ -335,14 +341,19 @@ def closest_original(
     grid = _compare_grid(s_rgb)
     sf = _align.both_ways(grid)
     best: tuple[int, str] | None = None
-    for path in candidates:
-        try:
-            o_rgb, _ = _load(read_bytes(path, limits), path, limits, _align.FEATURE_SIDE)
-        except TakeBackError:
-            continue
-        a = _align.align(o_rgb, grid, suspect_features=sf)
-        if a is not None and (best is None or a.inliers > best[0]):
-            best = (a.inliers, path)
+    # the dense second try costs a second or so per candidate: only when no
+    # candidate aligns from the ordinary features
+    for dense in (False, True):
+        for path in candidates:
+            try:
+                o_rgb, _ = _load(read_bytes(path, limits), path, limits, _align.FEATURE_SIDE)
+            except TakeBackError:
+                continue
+            a = _align.align(o_rgb, grid, suspect_features=sf, dense=dense)
+            if a is not None and (best is None or a.inliers > best[0]):
+                best = (a.inliers, path)
+        if best is not None:
+            break
     if best is None:
         return None, None
     found = {"method": "features", "label": Path(best[1]).name, "inliers": best[0]}
