@@ -26,7 +26,7 @@ import numpy as np
 
 from ..bank.store import Store
 from ..errors import TakeBackError
-from ..imageio import ImageLimits, _decode, read_bytes
+from ..imageio import ImageLimits, _decode, load_rgb, read_bytes
 from . import align as _align
 from .changes import COMPARE_SIDE, MIN_REGION, THRESHOLDS, detect_changes
 from .model import Alignment, Examination, ExamineVerdict, Region
@@ -285,9 +285,10 @@ def find_original(
     """Find the registered photo a suspect copies, and its file among ``originals``.
 
     The bank holds fingerprints, never photos: matching (exact bytes, then PDQ
-    with flips and turns) names the registered photo; its file is then looked
-    for by SHA-256 in ``originals`` (files, folders or globs). When nothing in
-    the bank matches (PDQ misses copies with much of the picture replaced),
+    with flips and turns, then the derivative fingerprint for doctored copies)
+    names the registered photo; its file is then looked for by SHA-256 in
+    ``originals`` (files, folders or globs). When nothing in the bank matches
+    (a photo registered PDQ-only, a copy with most of the picture replaced),
     the photos in ``originals`` are tried directly by :func:`closest_original`.
 
     Returns
@@ -301,7 +302,11 @@ def find_original(
     from ..fingerprint.pdq import fingerprint_file
 
     with Matcher(store) as matcher:
-        result = matcher.match(fingerprint_file(suspect, limits=limits, variants=True))
+        # exact bytes, PDQ, then the derivative fingerprint (pixels decoded only if needed)
+        result = matcher.match(
+            fingerprint_file(suspect, limits=limits, variants=True),
+            suspect=lambda: load_rgb(suspect, limits=limits),
+        )
     if result.matches:
         best = result.matches[0]
         sha = store.get(best.id).sha256
