@@ -234,3 +234,21 @@ def test_a_reduced_decode_is_stored_in_full_size_pixels(
     assert match.matched and match.mirrored and match.matrix is not None
     corner = match.matrix @ np.array([100.0, 50.0, 1.0])
     assert np.allclose(corner[:2], [511 - 100, 50], atol=2.0)
+
+
+def test_borders_and_caption_bars_are_found_and_photos_left_alone(
+    originals: dict[str, np.ndarray],
+) -> None:
+    from takeback.fingerprint.derivative import edge_bands
+
+    grey = cv2.cvtColor(originals["astronaut.png"], cv2.COLOR_RGB2GRAY)
+    assert not edge_bands(grey).any()
+    framed = cv2.copyMakeBorder(grey, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=250)
+    captioned = cv2.cvtColor(
+        _captioned(cv2.cvtColor(framed, cv2.COLOR_GRAY2RGB), "@someone #repost"), cv2.COLOR_RGB2GRAY
+    )
+    mask = edge_bands(captioned)
+    bar = captioned.shape[0] - framed.shape[0]
+    assert mask[: bar + 20].mean() > 0.95 and mask[-20:].all()
+    assert mask[bar:, :20].all() and mask[bar:, -20:].all()
+    assert not mask[bar + 40 : -40, 40:-40].any()

@@ -562,8 +562,70 @@ def derivative_from_file(
     return derivative_from_pixels(load_rgb(path, limits=limits))
 
 
+def edge_bands(grey: np.ndarray) -> np.ndarray:
+    """Borders and caption bars along the edges of an image: a boolean mask.
+
+    A band starts with a line (row or column, counted inward from an edge) of
+    one grey level across :data:`_BAND_UNIFORM` of it, and goes on while at
+    least half of each line keeps that level (caption text does not stop it);
+    bands may stack (a caption bar outside a border); at most
+    :data:`_BAND_MAX` of each side. A flat sky along the top edge is taken as
+    a band too, which costs little: it has few features.
+    """
+    h, w = grey.shape
+    mask = np.zeros((h, w), bool)
+    g = grey.astype(np.int16)
+    for side in (0, 2, 1, 3):  # top and bottom first: side bands skip caption bars
+        s = np.rot90(g, side)
+        m = np.rot90(mask, side)  # a view: writing it writes ``mask``
+        limit = int(s.shape[0] * _BAND_MAX)
+
+        depth = 0
+        for _ in range(3):
+            first = next(
+                (k for k in range(depth, min(limit, depth + 3))
+                 if _share(s[k], m[k], float(np.median(s[k][~m[k]] if (~m[k]).any() else s[k])))
+                 >= _BAND_UNIFORM),
+                None,
+            )  # fmt: skip
+            if first is None:
+                break
+            free = ~m[first]
+            ref = float(np.median(s[first][free] if free.any() else s[first]))
+            misses, end = 0, first
+            for i in range(first, limit):
+                if _share(s[i], m[i], ref) >= _BAND_KEEP:
+                    end, misses = i + 1, 0
+                elif (misses := misses + 1) > 4:
+                    break
+            if end - first < 2:
+                break
+            m[:end] = True
+            depth = end
+    return mask
+
+
+def _share(line: np.ndarray, taken: np.ndarray, level: float) -> float:
+    """Share of a line's pixels not already in a band that are at ``level``."""
+    free = ~taken
+    if not free.any():
+        return 1.0
+    return float((np.abs(line[free] - level) <= _BAND_TOL).mean())
+
+
+_BAND_UNIFORM: Final = 0.9
+_BAND_KEEP: Final = 0.3
+_BAND_TOL: Final = 6
+_BAND_MAX: Final = 0.25
+
+
 def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
     """Extract a suspect's features as-is and mirrored (once per query).
+
+    Features inside borders and caption bars along the edges
+    (:func:`edge_bands`) are dropped: a caption's text is shared by many
+    unrelated reposts and would otherwise match a registered image carrying
+    the same text.
 
     Parameters
     ----------
@@ -573,6 +635,14 @@ def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
     arr = np.asarray(rgb)
     grey, scale = _grey_working(arr, SUSPECT_SIZE)
     kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST)
+    if kps:
+        bands = edge_bands(grey)
+        xy = np.array([kp.pt for kp in kps])
+        col = np.clip(np.rint(xy[:, 0]).astype(int), 0, grey.shape[1] - 1)
+        row = np.clip(np.rint(xy[:, 1]).astype(int), 0, grey.shape[0] - 1)
+        keep = ~bands[row, col]
+        kps = [kp for kp, k in zip(kps, keep, strict=True) if k]
+        desc = desc[keep]
     pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
     mpts = pts.copy()
     mpts[:, 0] = grey.shape[1] - 1 - mpts[:, 0]
