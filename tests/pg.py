@@ -236,8 +236,9 @@ TEST_DATABASE = "bank_test"
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """The session's private PostgreSQL server (started on first use)."""
-    if find_bindir() is None and not os.environ.get("CI"):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; ./install.sh")
+    assert find_bindir() is not None, (
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: run install.sh"
+    )
     with private_postgres() as server:
         server.create_database(TEST_DATABASE)
         yield server

@@ -51,9 +51,7 @@ WAIT_MS = 30_000
 
 sync_api.expect.set_options(timeout=WAIT_MS)  # an examination takes seconds on a busy machine
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install chromium)"
-)
+assert CHROMIUM.exists(), "Debian chromium is not installed: run install.sh"
 
 
 @dataclass

@@ -27,7 +27,7 @@ from takeback.provenance.log_errors import TimestampError
 from takeback.provenance.log_format import EntryData
 from takeback.provenance.log_tsa import TsaClient, check_token
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+assert shutil.which("openssl") is not None, "the openssl command is needed (Debian package openssl)"
 
 
 def _cert(

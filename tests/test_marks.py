@@ -112,8 +112,9 @@ def imwatermark() -> Iterator[types.ModuleType]:
     TakeBack never installs torch, so that one module is stubbed while the
     reference is imported, and every trace of it is removed afterwards.
     """
-    if importlib.util.find_spec("imwatermark") is None:
-        pytest.skip("invisible-watermark==0.2.0 (installed with --no-deps) is needed")
+    assert importlib.util.find_spec("imwatermark") is not None, (
+        "invisible-watermark==0.2.0 is needed (install.sh installs it with --no-deps)"
+    )
     saved = {k: v for k, v in sys.modules.items() if k.split(".")[0] == "imwatermark"}
     stub = types.ModuleType("imwatermark.rivaGan")
     stub.RivaWatermark = object  # type: ignore[attr-defined]

@@ -352,7 +352,6 @@ def _cmdline(pid: int) -> str:
     return ""
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_serve_with_two_workers(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     bank = str(tmp_path / "bank")
