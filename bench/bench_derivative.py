@@ -50,8 +50,9 @@ import photos  # noqa: E402
 import suite  # noqa: E402
 
 from takeback.fingerprint import derivative as dv  # noqa: E402
-from takeback.fingerprint.derivative_index import DerivativeIndex  # noqa: E402
+from takeback.fingerprint.derivative_index import TOP_K, DerivativeIndex, assign_words  # noqa: E402
 from takeback.imageio import load_rgb  # noqa: E402
+from takeback.threads import limit_blas_threads  # noqa: E402
 
 PHASH_THRESHOLD = 10
 
@@ -248,6 +249,9 @@ def _run_query(q: tuple[str, str, bool]) -> dict[str, Any]:
     results = index.search(feats, k=st["k"]) if cands else []
     t3 = time.perf_counter()
     names = st["bank_names"]
+    diag: dict[str, Any] = {}
+    if reg and kind != "repost" and not tag.split(":")[1].startswith("x"):
+        diag = _diagnose(index, feats, name)
     dp = _ham(_pdq(case.image, True), st["pdq"])
     dph = _ham(_phash(case.image)[None], st["phash"])
     own = st["bank_pos"].get(name, -1) if reg else -1
@@ -268,7 +272,35 @@ def _run_query(q: tuple[str, str, bool]) -> dict[str, Any]:
         "pdq_wrong": bool(wrong_p.any()),
         "phash_wrong": bool(wrong_h.any()),
         "replaced": case.params.get("replaced_fraction", 0.0),
+        **diag,
         "ms": [round(1000 * x, 2) for x in (t1 - t0, t2 - t1, t3 - t2, t3 - t0)],
+    }
+
+
+def _diagnose(index: DerivativeIndex, feats: dv.SuspectFeatures, name: str) -> dict[str, Any]:
+    """For a doctored copy of a registered photo: where retrieval ranks its original,
+    how many inliers verification finds against it, and how many of those
+    inlier pairs share a word (nearest word, or one of the suspect's two nearest)."""
+    own = index._pos[name]
+    fp = index._fps[own]
+    assert fp is not None
+    cands = index.candidates(feats, 20)
+    rank = next((i for i, c in enumerate(cands) if c[0] == own), None)
+    match = dv.verify_derivative(feats, fp)
+    reg = dv._registered(fp)
+    o = int(match.mirrored)
+    src, dst = dv.tentative_matches(reg.desc, feats.descriptors[o])
+    inl, _ = dv.consensus(reg.points[src], reg.sizes[src], reg.angles[src],
+                          feats.points[o][dst], feats.sizes[dst], feats.angles[o][dst])  # fmt: skip
+    rw, _, _ = assign_words(reg.desc[src[inl]])
+    sw, _, _ = assign_words(feats.descriptors[o][dst[inl]], 2)
+    sw = sw.reshape(-1, 2)
+    return {
+        "own_rank": rank,
+        "own_inliers": match.inliers,
+        "inlier_pairs": int(inl.sum()),
+        "same_word": int((sw[:, 0] == rw).sum()) if len(rw) else 0,
+        "same_word_of_two": int((sw == rw[:, None]).any(axis=1).sum()) if len(rw) else 0,
     }
 
 
@@ -444,6 +476,18 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     total: Counter[str] = Counter()
     for kind in suite.FILLS:
         total.update(recall[kind])
+    diag = [r for r in recs if "own_rank" in r]
+    ranks = [r["own_rank"] for r in diag if r["own_inliers"] >= 6]
+    retrieval = {
+        "doctored_copies": len(diag),
+        "verifiable": len(ranks),
+        "own_first": sum(1 for x in ranks if x == 0),
+        **{f"own_in_top_{k}": sum(1 for x in ranks if x is not None and x < k)
+           for k in (5, 10, 20)},
+        "inlier_pairs": sum(r["inlier_pairs"] for r in diag),
+        "same_word": sum(r["same_word"] for r in diag),
+        "same_word_of_two": sum(r["same_word_of_two"] for r in diag),
+    }  # fmt: skip
     misses = [
         {"query": f"{r['name']}/{r['tag']}", "replaced": r["replaced"], "retrieved": r["retrieved"]}
         for r in recs
@@ -463,6 +507,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "recall": {k: dict(v) for k, v in recall.items()} | {"doctored": dict(total)},
         "doctored_misses": misses,
+        "retrieval": retrieval,
         "false_matches": dict(fm),
         "false_match_examples": fm_examples,
         "false_match_upper_95": {
@@ -557,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--queries", type=int, default=10_000, help="total queries (recall ones included)"
     )
-    parser.add_argument("-k", type=int, default=10, help="candidates verified per query")
+    parser.add_argument("-k", type=int, default=TOP_K, help="candidates verified per query")
     parser.add_argument(
         "--bank-cache", type=Path, help="save the built bank here, or load it if the file exists"
     )
@@ -579,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
+    limit_blas_threads()
     res = calibrate(args) if args.calibrate else evaluate(args)
     text = json.dumps(res, indent=1, default=str)
     print(text)

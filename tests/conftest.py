@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 
 from takeback.samples import SAMPLE_PHOTOS, sample_photo
+from takeback.threads import limit_blas_threads
+
+# As the takeback command does: small products on one BLAS thread.
+limit_blas_threads()
 
 #: Real photos shipped inside scikit-image that are never registered in tests.
 UNRELATED_PHOTOS = ("hubble_deep_field.jpg", "retina.jpg", "motorcycle_right.png")

@@ -252,3 +252,23 @@ def test_borders_and_caption_bars_are_found_and_photos_left_alone(
     assert mask[: bar + 20].mean() > 0.95 and mask[-20:].all()
     assert mask[bar:, :20].all() and mask[bar:, -20:].all()
     assert not mask[bar + 40 : -40, 40:-40].any()
+
+
+def test_a_caption_bar_is_found_when_its_text_reaches_the_edge(
+    originals: dict[str, np.ndarray],
+) -> None:
+    # A bottom caption whose descenders come within a pixel of the edge, shrunk
+    # and re-encoded as forums do: no uniform line along the edge itself.
+    from takeback.fingerprint.derivative import edge_bands
+
+    rgb = originals["coffee.png"]
+    h, w = rgb.shape[:2]
+    bar = np.full((40, w, 3), 235, np.uint8)
+    cv2.putText(bar, "@gypjq #repost", (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2)
+    img = cv2.resize(np.vstack([rgb, bar]), (w // 2, (h + 40) // 2), interpolation=cv2.INTER_AREA)
+    ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok
+    grey = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+    mask = edge_bands(grey)
+    assert mask[-18:].mean() > 0.95
+    assert not mask[20 : h // 2 - 10, 20:-20].any()

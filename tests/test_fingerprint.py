@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,14 @@ def test_unrelated_real_photos_are_far_apart(
             if {names[i], names[j]} == {"motorcycle_left.png", "motorcycle_right.png"}:
                 continue  # a stereo pair: the same scene from two eyes
             assert fps[i].pdq.distance(fps[j].pdq) > 64, (names[i], names[j])
+
+
+def test_blas_runs_on_one_thread_in_the_command_and_its_workers() -> None:
+    # The command limits BLAS before any work; child processes inherit it.
+    from threadpoolctl import threadpool_info
+
+    from takeback.threads import limit_blas_threads
+
+    assert limit_blas_threads() == 1
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")

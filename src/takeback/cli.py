@@ -31,6 +31,7 @@ from .files import collect_inputs
 from .fingerprint.batch import BatchItem, fingerprint_paths
 from .fingerprint.types import PDQ_MATCH_THRESHOLD, PDQ_MIN_QUALITY
 from .imageio import ImageLimits
+from .threads import limit_blas_threads
 
 __all__ = ["ExitCode", "app", "main"]
 
@@ -853,6 +854,7 @@ _register_subcommands()
 
 def main() -> None:
     """Entry point of the ``takeback`` console script."""
+    limit_blas_threads()
     try:
         app()
     except TakeBackError as exc:  # raised outside a guard

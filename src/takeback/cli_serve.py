@@ -402,6 +402,9 @@ def register(app: typer.Typer) -> None:
 
 def main() -> None:
     """Run these commands on their own (``python -m takeback.cli_serve serve ...``)."""
+    from .threads import limit_blas_threads
+
+    limit_blas_threads()
     app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None)
     register(app)
     app()

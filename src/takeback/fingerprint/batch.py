@@ -141,10 +141,13 @@ def _work(args: tuple[str, ImageLimits, bool, bool]) -> _Result:
 
 
 def _one_thread() -> None:
-    """In a worker of a pool that has a process per core, OpenCV uses one thread."""
+    """In a worker of a pool that has a process per core, OpenCV and BLAS use one thread."""
     import cv2
 
+    from ..threads import limit_blas_threads
+
     cv2.setNumThreads(1)
+    limit_blas_threads()
 
 
 def _rebuild(path: str, parts: _Parts) -> TakeBackError:
@@ -189,7 +192,7 @@ def fingerprint_paths(
     with ProcessPoolExecutor(
         max_workers=min(jobs, len(work)),
         mp_context=context,
-        initializer=_one_thread if derivative else None,
+        initializer=_one_thread,
     ) as pool:
         chunk = max(1, min(16, len(work) // (jobs * 8)))
         yield from _wrap(pool.map(_work, work, chunksize=chunk), on_done)

@@ -106,8 +106,8 @@ ANGLE_TOLERANCE: Final = 15.0
 #: Score at or above which a verification is a match. The score is
 #: ``-log10(P_null) / 8`` where ``P_null`` is the fitted probability that an
 #: unrelated pair reaches the inlier count (see :func:`score_of_inliers`); 0.8
-#: means 6 inliers or more, ``P_null`` <= 4e-7 per verification, under 1e-5 per
-#: query when a query verifies 10 candidates in both orientations.
+#: means 6 inliers or more, ``P_null`` <= 4e-7 per verification, under 5e-6 per
+#: query when a query verifies 5 candidates in both orientations.
 DECISION_SCORE: Final = 0.8
 
 _MAGIC: Final = b"TBDF"
@@ -565,12 +565,14 @@ def derivative_from_file(
 def edge_bands(grey: np.ndarray) -> np.ndarray:
     """Borders and caption bars along the edges of an image: a boolean mask.
 
-    A band starts with a line (row or column, counted inward from an edge) of
-    one grey level across :data:`_BAND_UNIFORM` of it, and goes on while at
-    least half of each line keeps that level (caption text does not stop it);
-    bands may stack (a caption bar outside a border); at most
-    :data:`_BAND_MAX` of each side. A flat sky along the top edge is taken as
-    a band too, which costs little: it has few features.
+    A band is found from a line (row or column) of one grey level across
+    :data:`_BAND_UNIFORM` of it, at most :data:`_BAND_MAX` of the side in from
+    an edge, provided every line between it and the edge keeps that level on
+    at least :data:`_BAND_KEEP` of it (the rows of a caption's text below its
+    top margin do). The band runs from the edge inward while the lines keep
+    the level (text does not stop it). Bands may stack (a caption bar outside
+    a border). A flat sky along the top edge is taken as a band too, which
+    costs little: it has few features.
     """
     h, w = grey.shape
     mask = np.zeros((h, w), bool)
@@ -579,38 +581,42 @@ def edge_bands(grey: np.ndarray) -> np.ndarray:
         s = np.rot90(g, side)
         m = np.rot90(mask, side)  # a view: writing it writes ``mask``
         limit = int(s.shape[0] * _BAND_MAX)
-
         depth = 0
         for _ in range(3):
-            first = next(
-                (k for k in range(depth, min(limit, depth + 3))
-                 if _share(s[k], m[k], float(np.median(s[k][~m[k]] if (~m[k]).any() else s[k])))
-                 >= _BAND_UNIFORM),
-                None,
-            )  # fmt: skip
-            if first is None:
-                break
-            free = ~m[first]
-            ref = float(np.median(s[first][free] if free.any() else s[first]))
-            misses, end = 0, first
-            for i in range(first, limit):
-                if _share(s[i], m[i], ref) >= _BAND_KEEP:
-                    end, misses = i + 1, 0
-                elif (misses := misses + 1) > 4:
-                    break
-            if end - first < 2:
+            end = _band_end(s, m, depth, limit)
+            if end is None:
                 break
             m[:end] = True
             depth = end
     return mask
 
 
-def _share(line: np.ndarray, taken: np.ndarray, level: float) -> float:
-    """Share of a line's pixels not already in a band that are at ``level``."""
-    free = ~taken
-    if not free.any():
-        return 1.0
-    return float((np.abs(line[free] - level) <= _BAND_TOL).mean())
+def _band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:
+    """Where a band starting at line ``depth`` ends (exclusive), or None."""
+    if limit <= depth:
+        return None
+    lines = np.ascontiguousarray(s[depth:limit])
+    free = ~m[depth:limit]
+    count = np.maximum(free.sum(axis=1), 1)
+    if free.all():
+        levels = np.median(lines, axis=1)
+    else:  # lines crossing a band found on another side: their free part
+        levels = np.nanmedian(np.where(free, lines, np.nan), axis=1)
+    own = (np.abs(lines - levels[:, None]) <= _BAND_TOL) & free
+    uniform = np.flatnonzero(own.sum(axis=1) >= _BAND_UNIFORM * count)
+    if len(uniform) == 0:
+        return None
+    first = int(uniform[0])
+    keeps = ((np.abs(lines - levels[first]) <= _BAND_TOL) & free).sum(axis=1) >= _BAND_KEEP * count
+    if not keeps[:first].all():
+        return None
+    misses, end = 0, first + 1
+    for i in range(first + 1, len(keeps)):
+        if keeps[i]:
+            end, misses = i + 1, 0
+        elif (misses := misses + 1) > 4:
+            break
+    return depth + end if end >= 2 else None
 
 
 _BAND_UNIFORM: Final = 0.9
@@ -717,23 +723,22 @@ def consensus(
         return none, None
     rp = rp.astype(np.float64)
     sp = sp.astype(np.float64)
-    scale = np.maximum(ss, 1e-3) / np.maximum(rs, 1e-3)
-    theta = np.radians(sa - ra)
-    c, s = scale * np.cos(theta), scale * np.sin(theta)
-    tx = sp[:, 0] - (c * rp[:, 0] - s * rp[:, 1])
-    ty = sp[:, 1] - (s * rp[:, 0] + c * rp[:, 1])
+    rs, ra, ss, sa = (np.asarray(v, np.float64) for v in (rs, ra, ss, sa))
     # Every correspondence is a hypothesis; score all of them against all.
-    px = c[:, None] * rp[None, :, 0] - s[:, None] * rp[None, :, 1] + tx[:, None]
-    py = s[:, None] * rp[None, :, 0] + c[:, None] * rp[None, :, 1] + ty[:, None]
-    err = np.hypot(px - sp[None, :, 0], py - sp[None, :, 1])
+    from ._consensus import best_hypothesis  # numba: not needed to compute fingerprints
+
+    h = best_hypothesis(rp, rs, ra, sp, ss, sa, REPROJ_THRESHOLD, SCALE_TOLERANCE, ANGLE_TOLERANCE)
+    scale = np.maximum(ss, 1e-3) / np.maximum(rs, 1e-3)
     lsc = np.log2(scale)
-    deg = np.degrees(theta)
-    ok = (
-        (err < REPROJ_THRESHOLD * np.maximum(scale[:, None], 0.3))
-        & (np.abs(lsc[None, :] - lsc[:, None]) < SCALE_TOLERANCE)
-        & (np.abs((deg[None, :] - deg[:, None] + 180) % 360 - 180) < ANGLE_TOLERANCE)
+    deg = sa - ra
+    c, s = scale[h] * np.cos(np.radians(deg[h])), scale[h] * np.sin(np.radians(deg[h]))
+    rot = np.array([[c, s], [-s, c]])
+    proj = rp @ rot + (sp[h] - rp[h] @ rot)
+    best = (
+        (np.hypot(*(proj - sp).T) < REPROJ_THRESHOLD * max(float(scale[h]), 0.3))
+        & (np.abs(lsc - lsc[h]) < SCALE_TOLERANCE)
+        & (np.abs((deg - deg[h] + 180) % 360 - 180) < ANGLE_TOLERANCE)
     )
-    best = ok[int(np.argmax(ok.sum(axis=1)))]
     if best.sum() < 2:
         return none, None
     matrix, _ = cv2.estimateAffinePartial2D(

@@ -7,12 +7,24 @@ An inverted file over a visual vocabulary with Hamming embedding:
   ``derivative_model.npz``) and stored in that word's posting list with its
   photo and a 32-bit *signature* (on which side of the word's centre the
   descriptor lies along each of the 32 axes);
-* a suspect's features, as-is and mirrored, look up their word's posting list;
+* a suspect's features, as-is and mirrored, look up the posting lists of their
+  :data:`MULTIPLE_ASSIGNMENT` nearest words under their coarse centre;
   a posting votes for its photo (weighted by how rare the word is) only when
   the signatures differ in at most :data:`MAX_HAMMING` bits, which filters out
   almost all chance collisions;
-* the :data:`TOP_K` photos with most votes are verified geometrically with
-  :func:`~.derivative.verify_derivative`, in the orientation that voted for them.
+* votes are *weakly geometrically consistent* (Jegou, Douze and Schmid, ECCV
+  2008): each posting also keeps its feature's orientation and scale, a vote
+  goes into a histogram of the rotation and one of the scale change it implies,
+  and a photo's score is the smaller of the two histograms' peaks (two
+  neighbouring bins). The features of a copy agree on one rotation and one
+  scale change; chance matches, and the many features a doctored copy's
+  replaced region brings, spread over all bins;
+* the :data:`SHORTLIST` best-voted photos of each orientation are re-ranked
+  by their *word correspondences* (the postings that voted, which also keep
+  their feature's number): how many of them agree on one similarity
+  transform, by the same 1-point test as the verification;
+* the :data:`TOP_K` best re-ranked photos are verified geometrically with
+  :func:`~.derivative.verify_derivative`, in the orientation that found them.
 
 The voting loop is compiled with numba. :meth:`DerivativeIndex.search` has a
 brute-force twin, ``exhaustive=True``, which verifies every registered
@@ -22,13 +34,20 @@ fingerprint.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from functools import cache
+from itertools import pairwise
 from typing import Final
 
 import numba
 import numpy as np
 
+from ._consensus import agreement
 from .derivative import (
+    ANGLE_TOLERANCE,
     DECISION_SCORE,
+    REPROJ_THRESHOLD,
+    SCALE_TOLERANCE,
+    WORKING_SIZE,
     DerivativeFingerprint,
     DerivativeMatch,
     SuspectFeatures,
@@ -37,32 +56,94 @@ from .derivative import (
     suspect_features,
     verify_derivative,
 )
+from .derivative import _registered as _registered
 
 __all__ = ["MAX_HAMMING", "TOP_K", "DerivativeIndex", "assign_words"]
 
 #: Largest signature distance (bits of 32) at which a posting votes.
 MAX_HAMMING: Final = 9
 #: Candidates verified per query by default.
-TOP_K: Final = 10
+TOP_K: Final = 5
+#: Words each suspect feature looks up (multiple assignment; registered features have one).
+MULTIPLE_ASSIGNMENT: Final = 2
+#: Best-voted photos per orientation re-ranked by their correspondences' agreement.
+SHORTLIST: Final = 50
 #: Fewest votes a candidate needs to be verified.
 MIN_VOTES: Final = 1.5
+#: Rotation histogram: 16 bins of 22.5 degrees (angles are stored in 1/256 turns).
+_ANGLE_SHIFT: Final = 4
+_BINS: Final = 16
+#: Scale change histogram: 16 bins of half an octave, from -4 to +4 octaves
+#: (feature sizes are stored as round(8 log2(size in working pixels))).
+_SCALE_STEPS: Final = 8
 
 
-def assign_words(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Words (int32) and 32-bit signatures (uint32) of projected descriptors ``(L, 32)``."""
+_Postings = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Correspondences kept from one vote for re-ranking (beyond: votes only).
+_FOUND_CAPACITY: Final = 1 << 20
+
+
+def _angle_codes(angles: np.ndarray) -> np.ndarray:
+    return (np.rint(np.mod(angles, 360.0) / 360.0 * 256) % 256).astype(np.uint8)
+
+
+def _scale_codes(sizes: np.ndarray) -> np.ndarray:
+    logs = _SCALE_STEPS * np.log2(np.maximum(sizes, 1.0))
+    return np.clip(np.rint(logs), 0, 255).astype(np.uint8)
+
+
+def assign_words(y: np.ndarray, nearest: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Words and signatures of projected descriptors ``(L, 32)``.
+
+    Each descriptor goes to its nearest coarse centre, then to the ``nearest``
+    closest fine words under it (more than one for a suspect's features:
+    *multiple assignment*, which finds the right word when a descriptor lies
+    near a border between two).
+
+    Returns
+    -------
+    words : (L * nearest,) int32
+    signatures : (L * nearest,) uint32
+        On which side of the word's centre the descriptor lies along each axis.
+    rows : (L * nearest,) int64
+        The descriptor each word belongs to.
+    """
     m = model()
     y = np.ascontiguousarray(y, np.float32)
-    if len(y) == 0:
-        return np.zeros(0, np.int32), np.zeros(0, np.uint32)
     nfine = m.fine.shape[1]
-    d1 = (m.coarse**2).sum(1)[None, :] - 2 * y @ m.coarse.T
-    c1 = np.argmin(d1, axis=1)
-    fine = m.fine[c1]  # (L, F, 32)
-    d2 = (fine**2).sum(2) - 2 * np.einsum("lfd,ld->lf", fine, y)
-    c2 = np.argmin(d2, axis=1)
-    centre = fine[np.arange(len(y)), c2]
-    bits = (y > centre).astype(np.uint64) << np.arange(32, dtype=np.uint64)
-    return (c1 * nfine + c2).astype(np.int32), bits.sum(axis=1).astype(np.uint32)
+    nearest = max(1, min(nearest, nfine))
+    none = np.zeros(0, np.int32), np.zeros(0, np.uint32), np.zeros(0, np.int64)
+    if len(y) == 0:
+        return none
+    c1 = np.argmin(_coarse_norms() - 2 * y @ m.coarse.T, axis=1)
+    c2 = np.empty((len(y), nearest), np.int64)
+    # Fine words per coarse cell: one small product per cell the descriptors fall in.
+    order = np.argsort(c1, kind="stable")
+    cells = c1[order]
+    bounds = np.r_[0, np.flatnonzero(np.diff(cells)) + 1, len(cells)]
+    for a, b in pairwise(bounds):
+        rows = order[a:b]
+        d2 = _fine_norms()[cells[a]] - 2 * y[rows] @ m.fine[cells[a]].T
+        if nearest == 1:
+            c2[rows, 0] = np.argmin(d2, axis=1)
+        else:
+            near = np.argpartition(d2, nearest - 1, axis=1)[:, :nearest]
+            c2[rows] = near
+    rows = np.repeat(np.arange(len(y)), nearest)
+    c1r, c2r = c1[rows], c2.ravel()
+    centre = m.fine[c1r, c2r]
+    bits = (y[rows] > centre).astype(np.uint64) << np.arange(32, dtype=np.uint64)
+    return (c1r * nfine + c2r).astype(np.int32), bits.sum(axis=1).astype(np.uint32), rows
+
+
+@cache
+def _coarse_norms() -> np.ndarray:
+    return (model().coarse ** 2).sum(1)[None, :]
+
+
+@cache
+def _fine_norms() -> np.ndarray:
+    return (model().fine ** 2).sum(2)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -70,19 +151,31 @@ def _vote(
     offsets: np.ndarray,
     post_photo: np.ndarray,
     post_sig: np.ndarray,
+    post_angle: np.ndarray,
+    post_scale: np.ndarray,
+    post_feat: np.ndarray,
     words: np.ndarray,
     sigs: np.ndarray,
+    angles: np.ndarray,
+    scales: np.ndarray,
     weights: np.ndarray,
     alive: np.ndarray,
     max_ham: int,
-    votes: np.ndarray,
+    hist_angle: np.ndarray,
+    hist_scale: np.ndarray,
     touched: np.ndarray,
-) -> int:  # pragma: no cover - compiled
+    scores: np.ndarray,
+    found: np.ndarray,
+) -> tuple[int, int]:  # pragma: no cover - compiled
     n = 0
+    nf = 0
+    nb = hist_angle.shape[1]
     for i in range(len(words)):
         w = words[i]
         s = sigs[i]
         wt = weights[w]
+        qa = np.int32(angles[i])
+        qs = np.int32(scales[i])
         for p in range(offsets[w], offsets[w + 1]):
             x = post_sig[p] ^ s
             x = x - ((x >> 1) & 0x55555555)
@@ -92,11 +185,34 @@ def _vote(
             if bits <= max_ham:
                 ph = post_photo[p]
                 if alive[ph]:
-                    if votes[ph] == 0.0:
+                    if scores[ph] == 0.0:
                         touched[n] = ph
                         n += 1
-                    votes[ph] += wt
-    return n
+                        scores[ph] = 1.0
+                    da = ((qa - np.int32(post_angle[p])) & 255) >> 4
+                    ds = min(max(int((qs - np.int32(post_scale[p]) + 32) >> 2), 0), nb - 1)
+                    hist_angle[ph, da] += wt
+                    hist_scale[ph, ds] += wt
+                    if nf < found.shape[0]:  # the correspondence, for re-ranking
+                        found[nf, 0] = ph
+                        found[nf, 1] = i
+                        found[nf, 2] = post_feat[p]
+                        nf += 1
+    # A photo's score: the smaller of the two peaks (two neighbouring bins each).
+    for t in range(n):
+        ph = touched[t]
+        best_a = 0.0
+        best_s = 0.0
+        for b in range(nb):
+            a2 = hist_angle[ph, b] + hist_angle[ph, (b + 1) % nb]
+            best_a = max(best_a, a2)
+            if b + 1 < nb:
+                best_s = max(best_s, hist_scale[ph, b] + hist_scale[ph, b + 1])
+            hist_angle[ph, b] = 0.0
+        for b in range(nb):
+            hist_scale[ph, b] = 0.0
+        scores[ph] = min(best_a, best_s)
+    return n, nf
 
 
 class DerivativeIndex:
@@ -122,14 +238,20 @@ class DerivativeIndex:
         self._pos: dict[Hashable, int] = {}
         self._fps: list[DerivativeFingerprint | None] = []
         self._alive = np.zeros(0, np.bool_)
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        # Postings: word, photo, signature, angle code, scale code (pending ones unsorted).
+        self._pending: list[_Postings] = []
         self._word = np.zeros(0, np.int32)
         self._photo = np.zeros(0, np.int32)
         self._sig = np.zeros(0, np.uint32)
+        self._angle = np.zeros(0, np.uint8)
+        self._scale = np.zeros(0, np.uint8)
+        self._feat = np.zeros(0, np.uint16)
+        self._found = np.zeros((_FOUND_CAPACITY, 3), np.int32)
         self._offsets = np.zeros(self._nwords + 1, np.int64)
         self._weights = np.ones(self._nwords, np.float32)
         self._removed = 0
-        self._votes = np.zeros(0, np.float32)
+        self._scores = np.zeros(0, np.float32)
+        self._hist = (np.zeros((0, _BINS), np.float32), np.zeros((0, _BINS), np.float32))
         self._closed = False
 
     def __len__(self) -> int:
@@ -153,6 +275,8 @@ class DerivativeIndex:
             self._pending.clear()
             self._word = self._photo = np.zeros(0, np.int32)
             self._sig = np.zeros(0, np.uint32)
+            self._angle = self._scale = np.zeros(0, np.uint8)
+            self._feat = np.zeros(0, np.uint16)
             self._closed = True
 
     def add(self, key: Hashable, fingerprint: DerivativeFingerprint) -> None:
@@ -165,8 +289,19 @@ class DerivativeIndex:
         self._keys.append(key)
         self._pos[key] = pos
         self._fps.append(fingerprint)
-        words, sigs = assign_words(dequantize(fingerprint.descriptors))
-        self._pending.append((words, np.full(len(words), pos, np.int32), sigs))
+        words, sigs, _ = assign_words(dequantize(fingerprint.descriptors))
+        width, height = fingerprint.width, fingerprint.height
+        work = fingerprint.width / round(width * WORKING_SIZE / max(width, height))
+        self._pending.append(
+            (
+                words,
+                np.full(len(words), pos, np.int32),
+                sigs,
+                _angle_codes(fingerprint.angles),
+                _scale_codes(fingerprint.sizes / work),
+                np.arange(len(words), dtype=np.uint16),
+            )
+        )
 
     def remove(self, key: Hashable) -> bool:
         """Forget the fingerprint under ``key``; False when there was none."""
@@ -183,9 +318,12 @@ class DerivativeIndex:
     def memory_bytes(self) -> int:
         """Approximate bytes held by the posting lists and the fingerprints."""
         self._build()
-        postings = len(self._photo) * (4 + 4)  # photo id + signature
+        postings = len(self._photo) * (4 + 4 + 1 + 1 + 2)  # photo, signature, angle, scale, feature
         fps = sum(fp.size_bytes for fp in self._fps if fp is not None)
-        return postings + self._offsets.nbytes + fps + self._votes.nbytes
+        work = (
+            self._scores.nbytes + self._hist[0].nbytes + self._hist[1].nbytes + self._found.nbytes
+        )
+        return postings + self._offsets.nbytes + fps + work
 
     def _build(self) -> None:
         """Merge pending additions and drop removed photos (sorted by word)."""
@@ -193,14 +331,17 @@ class DerivativeIndex:
             return
         alive = np.zeros(len(self._keys), np.bool_)
         alive[list(self._pos.values())] = True
-        parts = [(self._word, self._photo, self._sig), *self._pending]
-        word = np.concatenate([p[0] for p in parts])
-        photo = np.concatenate([p[1] for p in parts])
-        sig = np.concatenate([p[2] for p in parts])
-        keep = alive[photo]
-        word, photo, sig = word[keep], photo[keep], sig[keep]
-        order = np.argsort(word, kind="stable")
-        self._word, self._photo, self._sig = word[order], photo[order], sig[order]
+        parts = [
+            (self._word, self._photo, self._sig, self._angle, self._scale, self._feat),
+            *self._pending,
+        ]
+        cols = [np.concatenate([p[c] for p in parts]) for c in range(6)]
+        keep = alive[cols[1]]
+        cols = [c[keep] for c in cols]
+        order = np.argsort(cols[0], kind="stable")
+        (self._word, self._photo, self._sig, self._angle, self._scale, self._feat) = (
+            c[order] for c in cols
+        )
         counts = np.bincount(self._word, minlength=self._nwords)
         self._offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
         n = max(int(alive.sum()), 1)
@@ -209,30 +350,89 @@ class DerivativeIndex:
         self._alive = alive
         self._pending.clear()
         self._removed = 0
-        self._votes = np.zeros(len(self._keys), np.float32)
+        self._scores = np.zeros(len(self._keys), np.float32)
+        self._hist = (
+            np.zeros((len(self._keys), _BINS), np.float32),
+            np.zeros((len(self._keys), _BINS), np.float32),
+        )
 
     def candidates(
         self, features: SuspectFeatures, k: int = TOP_K
     ) -> list[tuple[int, bool, float]]:
-        """The ``k`` best-voted ``(position, mirrored, votes)``, most votes first."""
+        """The ``k`` best candidates ``(position, mirrored, rank score)``, best first.
+
+        The :data:`SHORTLIST` best-voted photos of each orientation are
+        re-ranked by how many of their word correspondences agree on one
+        similarity transform (:func:`._consensus.agreement`); the rank score is that
+        count plus a thousandth of the votes.
+        """
         self._build()
         if not self._pos or len(features) == 0:
             return []
         found: list[tuple[int, bool, float]] = []
         touched = np.zeros(len(self._keys), np.int32)
+        scales = _scale_codes(features.sizes)
         for mirrored in (False, True):
-            words, sigs = assign_words(features.descriptors[int(mirrored)])
-            n = _vote(
-                self._offsets, self._photo, self._sig, words, sigs, self._weights,
-                self._alive, MAX_HAMMING, self._votes, touched,
+            i = int(mirrored)
+            words, sigs, rows = assign_words(features.descriptors[i], MULTIPLE_ASSIGNMENT)
+            n, nf = _vote(
+                self._offsets, self._photo, self._sig, self._angle, self._scale, self._feat,
+                words, sigs, _angle_codes(features.angles[i])[rows], scales[rows], self._weights,
+                self._alive, MAX_HAMMING, *self._hist, touched, self._scores, self._found,
             )  # fmt: skip
             hit = touched[:n]
-            v = self._votes[hit]
-            top = np.argsort(-v, kind="stable")[:k]
-            found.extend((int(hit[t]), mirrored, float(v[t])) for t in top if v[t] >= MIN_VOTES)
-            self._votes[hit] = 0.0
+            v = self._scores[hit]
+            top = np.argsort(-v, kind="stable")[:SHORTLIST]
+            top = top[v[top] >= MIN_VOTES]
+            short, votes = hit[top], v[top]
+            self._scores[hit] = 0.0
+            agree = self._rerank(features, i, short, self._found[:nf], rows)
+            found.extend(
+                (int(ph), mirrored, float(a) + 1e-3 * float(vt))
+                for ph, a, vt in zip(short, agree, votes, strict=True)
+            )
         found.sort(key=lambda c: -c[2])
         return found[:k]
+
+    def _rerank(
+        self,
+        features: SuspectFeatures,
+        orientation: int,
+        short: np.ndarray,
+        corr: np.ndarray,
+        rows: np.ndarray,
+    ) -> np.ndarray:
+        """Agreeing word correspondences of each shortlisted photo."""
+        out = np.zeros(len(short), np.int64)
+        if len(short) == 0 or len(corr) == 0:
+            return out
+        slot = np.full(len(self._keys), -1, np.int64)
+        slot[short] = np.arange(len(short))
+        which = slot[corr[:, 0]]
+        keep = which >= 0
+        corr, which = corr[keep], which[keep]
+        order = np.argsort(which, kind="stable")
+        corr, which = corr[order], which[order]
+        bounds = np.searchsorted(which, np.arange(len(short) + 1))
+        regs = [_registered(self._fps[int(ph)]) for ph in short]  # type: ignore[arg-type]
+        feat = corr[:, 2]
+        rp = np.empty((len(corr), 2), np.float32)
+        rs = np.empty(len(corr), np.float32)
+        ra = np.empty(len(corr), np.float32)
+        for g, reg in enumerate(regs):
+            a, b = bounds[g], bounds[g + 1]
+            rp[a:b], rs[a:b], ra[a:b] = (
+                reg.points[feat[a:b]],
+                reg.sizes[feat[a:b]],
+                reg.angles[feat[a:b]],
+            )
+        q = rows[corr[:, 1]]
+        agreement(
+            bounds, rp, rs, ra, features.points[orientation][q], features.sizes[q],
+            features.angles[orientation][q], REPROJ_THRESHOLD, SCALE_TOLERANCE,
+            ANGLE_TOLERANCE, out,
+        )  # fmt: skip
+        return out
 
     def search(
         self,
