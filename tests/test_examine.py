@@ -166,6 +166,47 @@ def test_pixel_agreement_confirms_only_the_true_alignment(
     assert not align_mod.confirmed(original, suspect, off)
 
 
+def test_fine_detail_peaks_at_a_smooth_alignment_only(
+    tmp_path: Path, photos: dict[str, Path], unrelated: dict[str, Path]
+) -> None:
+    """Mostly sky, 65 % replaced, mirrored: fine detail peaks at the true transform only."""
+    original = photos["rocket.jpg"]
+    o_rgb = load_rgb(original)
+    data, truth = doctored_copy(
+        o_rgb,
+        load_rgb(photos["coffee.png"]),
+        replaced=0.5,
+        crop=(0.1, 0.0, 0.9, 0.8),
+        flip=True,
+        scale=0.6,
+        quality=75,
+    )
+    suspect = write(tmp_path / "fake.jpg", data)
+    grid = load_rgb(suspect)
+    assert truth.mean() > 0.6
+    # the true transform: crop, mirror, resize
+    h, w = o_rgb.shape[:2]
+    left, top = round(0.1 * w), 0
+    cw, ch = round(0.9 * w) - left, round(0.8 * h) - top
+    crop = np.array([[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]])
+    mirror = np.array([[-1.0, 0.0, cw - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    true = align_mod.scale_matrix(grid.shape[1] / cw, grid.shape[0] / ch) @ mirror @ crop
+    fine, fine_shifted = align_mod.fine_agreement(o_rgb, grid, true)
+    assert fine >= align_mod.FINE_MIN and fine >= align_mod.FINE_PEAK * fine_shifted
+    assert align_mod.fine_confirmed(o_rgb, grid, true)
+    # 12 px off, another photo, or a sliver of the original: not confirmed
+    off = np.array([[1.0, 0.0, 12.0], [0.0, 1.0, 12.0], [0.0, 0.0, 1.0]]) @ true
+    other = cv2.resize(load_rgb(photos["chelsea.png"]), o_rgb.shape[1::-1])
+    sliver = true @ np.diag([0.2, 0.2, 1.0])
+    for img, m in ((o_rgb, off), (other, true), (o_rgb, sliver)):
+        assert not align_mod.fine_confirmed(img, grid, m)
+    # and the fine check makes no smooth or unrelated photo align
+    smooth = [photos[n] for n in ("astronaut.png", "chelsea.png", "camera.png")]
+    for other_path in [*unrelated.values(), *smooth]:
+        verdict = examine(suspect, original=other_path, marks=False, blind=False).verdict
+        assert verdict is ExamineVerdict.NOT_DERIVED
+
+
 def _inpainted(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Classical inpainting of a lower-central ellipse (at 256 px, upsampled), feathered."""
     h, w = image.shape[:2]

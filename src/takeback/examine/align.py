@@ -17,7 +17,11 @@ SIFT at a lower contrast threshold on larger images, a similarity fit accepted
 from :data:`DENSE_MIN_INLIERS` correspondences, but only when the pixels confirm
 it (:func:`agreement`): the original warped by the candidate must agree with
 the suspect in textured places clearly more than when shifted by a few pixels.
-A wrong alignment is worse than none, so an unconfirmed candidate is dropped.
+When none is, the candidates are checked again in fine detail only
+(:func:`fine_agreement`): smooth photos (a storm sky, a plain wall) carry too
+little coarse texture to tell a true alignment from a shifted one, but their
+fine detail stops agreeing a few pixels off. A wrong alignment is worse than
+none, so an unconfirmed candidate is dropped.
 
 Coordinates follow :mod:`takeback.examine.model`: a matrix maps ``(x, y, 1)``
 with pixel centres at integers, ``x`` the column.
@@ -25,6 +29,7 @@ with pixel centres at integers, ``x`` the column.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -42,6 +47,8 @@ __all__ = [
     "both_ways",
     "confirmed",
     "features",
+    "fine_agreement",
+    "fine_confirmed",
     "mirrored",
     "scale_matrix",
 ]
@@ -83,6 +90,23 @@ AGREEMENT_PEAK: Final = 1.5
 AGREEMENT_NCC: Final = 0.9
 #: Local grey-level spread (0-255) from which a place counts as textured.
 AGREEMENT_TEXTURE: Final = 3.0
+#: Fine agreement (:func:`fine_agreement`): long side of the images it is measured on.
+FINE_SIDE: Final = 512
+#: Its band-pass filter: difference of Gaussians of these two sigmas (pixels).
+FINE_BAND: Final = (1.0, 3.0)
+#: Its local correlation window (Gaussian sigma, pixels) and the correlation that agrees.
+FINE_WINDOW: Final = 3.0
+FINE_NCC: Final = 0.8
+#: Band-pass spread from which a place counts as detailed.
+FINE_TEXTURE: Final = 1.0
+#: The shift (pixels at :data:`FINE_SIDE`) it is compared against.
+FINE_SHIFT_PX: Final = 4.0
+#: Smallest share of the overlap agreeing in fine detail for a dense candidate.
+FINE_MIN: Final = 0.004
+#: The fine agreement must exceed that of the shifted candidate this many times.
+FINE_PEAK: Final = 3.0
+#: Smallest share of the suspect a candidate confirmed in fine detail must cover.
+FINE_COVERAGE: Final = 0.5
 
 
 def scale_matrix(sx: float, sy: float) -> np.ndarray:
@@ -288,6 +312,55 @@ def _ncc(a: np.ndarray, b: np.ndarray, sigma: float) -> tuple[np.ndarray, np.nda
     return (blur(a * b) - ma * mb) / np.sqrt(va * vb + 1e-6), np.sqrt(va), np.sqrt(vb)
 
 
+def _grey_pair(
+    original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray, side: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grey suspect (float32, at most ``side`` px long), grey original and the matrix between.
+
+    The original (uint8) is area-averaged to about the suspect's scale first, so
+    warping it does not alias; the matrix maps it onto the small suspect.
+    """
+    h, w = suspect.shape[:2]
+    s = min(1.0, side / max(h, w))
+    sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    grey = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
+    sg = cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = scale_matrix(sw / w, sh / h) @ matrix
+    og = cv2.cvtColor(original, cv2.COLOR_RGB2GRAY)
+    shrink = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
+    if shrink < 0.8:  # area-average first, so the warp does not alias
+        oh, ow = og.shape
+        nw, nh = max(1, round(ow * shrink)), max(1, round(oh * shrink))
+        og = cv2.resize(og, (nw, nh), interpolation=cv2.INTER_AREA)
+        m = m @ np.linalg.inv(scale_matrix(nw / ow, nh / oh))
+    return sg, og, m
+
+
+_SHIFTS: Final = ((0, 0), (-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _agreeing_share(
+    sg: np.ndarray,
+    og: np.ndarray,
+    m: np.ndarray,
+    step: float,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> list[float]:
+    """``score(suspect, warped original)`` -> agreeing pixels, as a share of the overlap,
+    for the matrix ``m`` and for it shifted by ``step`` px in eight directions."""
+    sh, sw = sg.shape
+    ones = np.full(og.shape, 255, np.uint8)
+    out = []
+    for dx, dy in _SHIFTS:
+        mt = np.array([[1.0, 0.0, dx * step], [0.0, 1.0, dy * step], [0.0, 0.0, 1.0]]) @ m
+        warped = cv2.warpAffine(og, mt[:2], (sw, sh), flags=cv2.INTER_LINEAR)
+        inside = cv2.warpAffine(ones, mt[:2], (sw, sh), flags=cv2.INTER_NEAREST) > 0
+        inside = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+        agree = score(sg, warped.astype(np.float32)) & inside
+        out.append(float(agree.sum()) / max(1, int(inside.sum())))
+    return out
+
+
 def agreement(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> tuple[float, float]:
     """How well the pixels confirm an alignment: (agreement, best agreement when shifted).
 
@@ -305,31 +378,46 @@ def agreement(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> 
     matrix : (3, 3) float array
         From ``original`` pixel coordinates to ``suspect`` ones.
     """
-    h, w = suspect.shape[:2]
-    s = min(1.0, AGREEMENT_SIDE / max(h, w))
-    sw, sh = max(1, round(w * s)), max(1, round(h * s))
-    grey = cv2.cvtColor(suspect, cv2.COLOR_RGB2GRAY)
-    sg = cv2.resize(grey, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    m = scale_matrix(sw / w, sh / h) @ matrix
-    og = cv2.cvtColor(original, cv2.COLOR_RGB2GRAY)
-    shrink = float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
-    if shrink < 0.8:  # area-average first, so the warp does not alias
-        oh, ow = og.shape
-        nw, nh = max(1, round(ow * shrink)), max(1, round(oh * shrink))
-        og = cv2.resize(og, (nw, nh), interpolation=cv2.INTER_AREA)
-        m = m @ np.linalg.inv(scale_matrix(nw / ow, nh / oh))
-    d = max(3.0, 0.02 * max(sw, sh))
-    ones = np.full(og.shape, 255, np.uint8)
-    scores = []
-    for dx, dy in ((0, 0), (-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
-        mt = np.array([[1.0, 0.0, dx * d], [0.0, 1.0, dy * d], [0.0, 0.0, 1.0]]) @ m
-        warped = cv2.warpAffine(og, mt[:2], (sw, sh), flags=cv2.INTER_LINEAR)
-        inside = cv2.warpAffine(ones, mt[:2], (sw, sh), flags=cv2.INTER_NEAREST) > 0
-        inside = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
-        ncc, spread_s, spread_o = _ncc(sg, warped.astype(np.float32), 2.5)
-        agree = (ncc > AGREEMENT_NCC) & (spread_s > AGREEMENT_TEXTURE)
-        agree &= (spread_o > AGREEMENT_TEXTURE) & inside
-        scores.append(float(agree.sum()) / max(1, int(inside.sum())))
+    sg, og, m = _grey_pair(original, suspect, matrix, AGREEMENT_SIDE)
+
+    def score(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ncc, spread_s, spread_o = _ncc(a, b, 2.5)
+        return (
+            (ncc > AGREEMENT_NCC) & (spread_s > AGREEMENT_TEXTURE) & (spread_o > AGREEMENT_TEXTURE)
+        )
+
+    scores = _agreeing_share(sg, og, m, max(3.0, 0.02 * max(sg.shape)), score)
+    return scores[0], max(scores[1:])
+
+
+def fine_agreement(
+    original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray
+) -> tuple[float, float]:
+    """:func:`agreement` in fine detail only: (agreement, best agreement when shifted).
+
+    Both images (at most :data:`FINE_SIDE` px long) are band-pass filtered (a
+    difference of Gaussians, :data:`FINE_BAND`), which removes the smooth ramps
+    and broad shapes of a sky or a wall that agree wherever they are put; a
+    place agrees where both carry detail (band-pass spread over
+    :data:`FINE_TEXTURE`) that correlates locally over :data:`FINE_NCC`. The
+    same is measured with the candidate shifted by :data:`FINE_SHIFT_PX` px in
+    eight directions: fine detail that truly corresponds stops agreeing when
+    shifted by a few pixels, so this tells a sparse but exact correspondence
+    (a coastline, a few cables against the sky) from chance.
+    """
+    sg, og, m = _grey_pair(original, suspect, matrix, FINE_SIDE)
+    lo, hi = FINE_BAND
+
+    def band(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), lo) - cv2.GaussianBlur(x, (0, 0), hi)
+
+    fine_s = band(sg)
+
+    def score(_: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ncc, spread_s, spread_o = _ncc(fine_s, band(b), FINE_WINDOW)
+        return (ncc > FINE_NCC) & (spread_s > FINE_TEXTURE) & (spread_o > FINE_TEXTURE)
+
+    scores = _agreeing_share(sg, og, m, FINE_SHIFT_PX, score)
     return scores[0], max(scores[1:])
 
 
@@ -339,11 +427,33 @@ def confirmed(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> 
     return score >= AGREEMENT_MIN and score >= AGREEMENT_PEAK * shifted
 
 
+def fine_confirmed(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> bool:
+    """Whether the pixels confirm an alignment that :func:`confirmed` found ambiguous.
+
+    The coarse agreement must be there (:data:`AGREEMENT_MIN`), only its peak
+    may be missing; the fine agreement must pass its own thresholds
+    (:data:`FINE_MIN`, :data:`FINE_PEAK`), and the original must cover at least
+    :data:`FINE_COVERAGE` of the suspect (a repost shows the original across
+    most of its frame; a chance fit lands a sliver of it, often tiny or turned).
+    """
+    if coverage(matrix, original.shape[:2], suspect.shape[:2]) < FINE_COVERAGE:
+        return False
+    if agreement(original, suspect, matrix)[0] < AGREEMENT_MIN:
+        return False
+    score, shifted = fine_agreement(original, suspect, matrix)
+    return score >= FINE_MIN and score >= FINE_PEAK * shifted
+
+
 def _dense(
     original: np.ndarray, suspect: np.ndarray, pixel_px: float
 ) -> tuple[np.ndarray, int, np.ndarray] | None:
-    """The second try: denser features, similarity fits, confirmed by the pixels."""
+    """The second try: denser features, similarity fits, confirmed by the pixels.
+
+    A candidate is first checked by :func:`confirmed`; only when no candidate of
+    either pass is, are they checked in the same order by :func:`fine_confirmed`.
+    """
     h, w = suspect.shape[:2]
+    candidates: list[tuple[np.ndarray, int, np.ndarray]] = []
     for contrast, min_side in DENSE_PASSES:
         side = int(np.clip(ORIGINAL_SCALE * max(h, w), min_side, max(FEATURE_SIDE, min_side)))
         of = features(
@@ -369,8 +479,14 @@ def _dense(
             similarity_only=True,
             matcher=_DENSE_MATCHER,
         ):
-            if n >= DENSE_MIN_INLIERS and confirmed(original, suspect, m):
+            if n < DENSE_MIN_INLIERS:
+                continue
+            if confirmed(original, suspect, m):
                 return m, n, pts
+            candidates.append((m, n, pts))
+    for m, n, pts in candidates:
+        if fine_confirmed(original, suspect, m):
+            return m, n, pts
     return None
 
 
