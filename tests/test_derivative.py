@@ -272,3 +272,22 @@ def test_a_caption_bar_is_found_when_its_text_reaches_the_edge(
     mask = edge_bands(grey)
     assert mask[-18:].mean() > 0.95
     assert not mask[20 : h // 2 - 10, 20:-20].any()
+
+
+def test_votes_either_side_of_zero_rotation_count_together() -> None:
+    # A copy turned by a degree or two votes into the first and the last
+    # rotation bins; the two are neighbours and must add up.
+    from takeback.fingerprint.derivative_index import _pack, _vote
+
+    angles = np.array([2, 250, 3, 253], np.uint8)  # rotation bins 0, 15, 0, 15 against 0
+    meta = _pack(np.zeros(4, np.uint32), np.arange(4, dtype=np.uint16), angles,
+                 np.full(4, 20, np.uint8))  # fmt: skip
+    touched, scores = np.zeros(1, np.int64), np.zeros(1, np.float32)
+    n, nf = _vote(
+        np.array([0, 4], np.int64), np.zeros(4, np.uint32), meta, np.zeros(1, np.int32),
+        np.zeros(1, np.uint32), np.zeros(1, np.uint8), np.full(1, 20, np.uint8),
+        np.ones(1, np.float32), np.ones(1, np.bool_), 9, np.zeros((1, 32), np.float32),
+        np.zeros(1, np.bool_), touched, scores, np.zeros((8, 3), np.int32),
+    )  # fmt: skip
+    assert (n, nf) == (1, 4)
+    assert scores[0] == 4.0

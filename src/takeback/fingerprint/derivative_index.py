@@ -78,7 +78,7 @@ _BINS: Final = 16
 _SCALE_STEPS: Final = 8
 
 
-_Postings = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+_Postings = tuple[np.ndarray, np.ndarray, np.ndarray]
 #: Correspondences kept from one vote for re-ranking (beyond: votes only).
 _FOUND_CAPACITY: Final = 1 << 20
 
@@ -149,11 +149,8 @@ def _fine_norms() -> np.ndarray:
 @numba.njit(cache=True, nogil=True)
 def _vote(
     offsets: np.ndarray,
-    post_photo: np.ndarray,
     post_sig: np.ndarray,
-    post_angle: np.ndarray,
-    post_scale: np.ndarray,
-    post_feat: np.ndarray,
+    post_meta: np.ndarray,
     words: np.ndarray,
     sigs: np.ndarray,
     angles: np.ndarray,
@@ -161,62 +158,90 @@ def _vote(
     weights: np.ndarray,
     alive: np.ndarray,
     max_ham: int,
-    hist_angle: np.ndarray,
-    hist_scale: np.ndarray,
+    hist: np.ndarray,
+    mark: np.ndarray,
     touched: np.ndarray,
     scores: np.ndarray,
     found: np.ndarray,
 ) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Vote; ``scores[:n]`` are the scores of ``touched[:n]``; ``found[:nf]`` the pairs."""
     n = 0
     nf = 0
-    nb = hist_angle.shape[1]
+    nb = hist.shape[1] // 2
+    longest = 0
+    for i in range(len(words)):
+        longest = max(longest, offsets[words[i] + 1] - offsets[words[i]])
+    dist = np.empty(longest, np.int64)
+    near = np.empty(longest, np.int64)
     for i in range(len(words)):
         w = words[i]
         s = sigs[i]
         wt = weights[w]
-        qa = np.int32(angles[i])
-        qs = np.int32(scales[i])
-        for p in range(offsets[w], offsets[w + 1]):
+        qa = np.int64(angles[i])
+        qs = np.int64(scales[i])
+        lo, hi = offsets[w], offsets[w + 1]
+        # Two short loops: the distances (vectorized by the compiler), then the
+        # few postings within max_ham, gathered without branches.
+        for p in range(lo, hi):
             x = post_sig[p] ^ s
             x = x - ((x >> 1) & 0x55555555)
             x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
             x = (x + (x >> 4)) & 0x0F0F0F0F
-            bits = ((x * 0x01010101) & 0xFFFFFFFF) >> 24
-            if bits <= max_ham:
-                ph = post_photo[p]
-                if alive[ph]:
-                    if scores[ph] == 0.0:
-                        touched[n] = ph
-                        n += 1
-                        scores[ph] = 1.0
-                    da = ((qa - np.int32(post_angle[p])) & 255) >> 4
-                    ds = min(max(int((qs - np.int32(post_scale[p]) + 32) >> 2), 0), nb - 1)
-                    hist_angle[ph, da] += wt
-                    hist_scale[ph, ds] += wt
-                    if nf < found.shape[0]:  # the correspondence, for re-ranking
-                        found[nf, 0] = ph
-                        found[nf, 1] = i
-                        found[nf, 2] = post_feat[p]
-                        nf += 1
+            dist[p - lo] = ((x * 0x01010101) & 0xFFFFFFFF) >> 24
+        m = 0
+        for k in range(hi - lo):
+            near[m] = lo + k
+            m += dist[k] <= max_ham
+        for k in range(m):
+            p = near[k]
+            meta = post_meta[p]  # photo | feature << 32 | angle << 48 | scale << 56
+            ph = np.int64(meta & 0xFFFFFFFF)
+            if alive[ph]:
+                if not mark[ph]:
+                    mark[ph] = True
+                    touched[n] = ph
+                    n += 1
+                da = ((qa - np.int64((meta >> 48) & 255)) & 255) >> 4
+                ds = min(max((qs - np.int64(meta >> 56) + 32) >> 2, 0), nb - 1)
+                hist[ph, da] += wt
+                hist[ph, nb + ds] += wt
+                if nf < found.shape[0]:  # the correspondence, for re-ranking
+                    found[nf, 0] = ph
+                    found[nf, 1] = i
+                    found[nf, 2] = (meta >> 32) & 0xFFFF
+                    nf += 1
     # A photo's score: the smaller of the two peaks (two neighbouring bins each).
     for t in range(n):
         ph = touched[t]
         best_a = 0.0
         best_s = 0.0
         for b in range(nb):
-            a2 = hist_angle[ph, b] + hist_angle[ph, (b + 1) % nb]
-            best_a = max(best_a, a2)
+            best_a = max(best_a, hist[ph, b] + hist[ph, (b + 1) % nb])
             if b + 1 < nb:
-                best_s = max(best_s, hist_scale[ph, b] + hist_scale[ph, b + 1])
-            hist_angle[ph, b] = 0.0
-        for b in range(nb):
-            hist_scale[ph, b] = 0.0
-        scores[ph] = min(best_a, best_s)
+                best_s = max(best_s, hist[ph, nb + b] + hist[ph, nb + b + 1])
+        for b in range(2 * nb):
+            hist[ph, b] = 0.0
+        mark[ph] = False
+        scores[t] = min(best_a, best_s)
     return n, nf
+
+
+def _pack(photo: np.ndarray, feat: np.ndarray, angle: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Postings' photo, feature number, angle and scale codes in one uint64 each."""
+    return (
+        photo.astype(np.uint64)
+        | (feat.astype(np.uint64) << np.uint64(32))
+        | (angle.astype(np.uint64) << np.uint64(48))
+        | (scale.astype(np.uint64) << np.uint64(56))
+    )
 
 
 class DerivativeIndex:
     """An in-memory inverted index of derivative fingerprints.
+
+    One search at a time: the vote histograms and the correspondence buffer
+    are the index's own, reused by every search (a process per core, as the
+    service's workers are, each with its own index).
 
     Examples
     --------
@@ -238,20 +263,18 @@ class DerivativeIndex:
         self._pos: dict[Hashable, int] = {}
         self._fps: list[DerivativeFingerprint | None] = []
         self._alive = np.zeros(0, np.bool_)
-        # Postings: word, photo, signature, angle code, scale code (pending ones unsorted).
+        # Postings, sorted by word: signature and packed photo, feature, angle
+        # and scale (see _pack); pending additions (word, signature, meta) unsorted.
         self._pending: list[_Postings] = []
         self._word = np.zeros(0, np.int32)
-        self._photo = np.zeros(0, np.int32)
         self._sig = np.zeros(0, np.uint32)
-        self._angle = np.zeros(0, np.uint8)
-        self._scale = np.zeros(0, np.uint8)
-        self._feat = np.zeros(0, np.uint16)
+        self._meta = np.zeros(0, np.uint64)
         self._found = np.zeros((_FOUND_CAPACITY, 3), np.int32)
         self._offsets = np.zeros(self._nwords + 1, np.int64)
         self._weights = np.ones(self._nwords, np.float32)
         self._removed = 0
-        self._scores = np.zeros(0, np.float32)
-        self._hist = (np.zeros((0, _BINS), np.float32), np.zeros((0, _BINS), np.float32))
+        self._hist = np.zeros((0, 2 * _BINS), np.float32)
+        self._mark = np.zeros(0, np.bool_)
         self._closed = False
 
     def __len__(self) -> int:
@@ -273,10 +296,10 @@ class DerivativeIndex:
             self._keys.clear()
             self._pos.clear()
             self._pending.clear()
-            self._word = self._photo = np.zeros(0, np.int32)
+            self._word = np.zeros(0, np.int32)
             self._sig = np.zeros(0, np.uint32)
-            self._angle = self._scale = np.zeros(0, np.uint8)
-            self._feat = np.zeros(0, np.uint16)
+            self._meta = np.zeros(0, np.uint64)
+            self._hist = np.zeros((0, 2 * _BINS), np.float32)
             self._closed = True
 
     def add(self, key: Hashable, fingerprint: DerivativeFingerprint) -> None:
@@ -292,16 +315,13 @@ class DerivativeIndex:
         words, sigs, _ = assign_words(dequantize(fingerprint.descriptors))
         width, height = fingerprint.width, fingerprint.height
         work = fingerprint.width / round(width * WORKING_SIZE / max(width, height))
-        self._pending.append(
-            (
-                words,
-                np.full(len(words), pos, np.int32),
-                sigs,
-                _angle_codes(fingerprint.angles),
-                _scale_codes(fingerprint.sizes / work),
-                np.arange(len(words), dtype=np.uint16),
-            )
+        meta = _pack(
+            np.full(len(words), pos, np.uint32),
+            np.arange(len(words), dtype=np.uint16),
+            _angle_codes(fingerprint.angles),
+            _scale_codes(fingerprint.sizes / work),
         )
+        self._pending.append((words, sigs, meta))
 
     def remove(self, key: Hashable) -> bool:
         """Forget the fingerprint under ``key``; False when there was none."""
@@ -318,11 +338,9 @@ class DerivativeIndex:
     def memory_bytes(self) -> int:
         """Approximate bytes held by the posting lists and the fingerprints."""
         self._build()
-        postings = len(self._photo) * (4 + 4 + 1 + 1 + 2)  # photo, signature, angle, scale, feature
+        postings = self._sig.nbytes + self._meta.nbytes
         fps = sum(fp.size_bytes for fp in self._fps if fp is not None)
-        work = (
-            self._scores.nbytes + self._hist[0].nbytes + self._hist[1].nbytes + self._found.nbytes
-        )
+        work = self._hist.nbytes + self._mark.nbytes + self._found.nbytes
         return postings + self._offsets.nbytes + fps + work
 
     def _build(self) -> None:
@@ -331,17 +349,12 @@ class DerivativeIndex:
             return
         alive = np.zeros(len(self._keys), np.bool_)
         alive[list(self._pos.values())] = True
-        parts = [
-            (self._word, self._photo, self._sig, self._angle, self._scale, self._feat),
-            *self._pending,
-        ]
-        cols = [np.concatenate([p[c] for p in parts]) for c in range(6)]
-        keep = alive[cols[1]]
-        cols = [c[keep] for c in cols]
-        order = np.argsort(cols[0], kind="stable")
-        (self._word, self._photo, self._sig, self._angle, self._scale, self._feat) = (
-            c[order] for c in cols
-        )
+        parts = [(self._word, self._sig, self._meta), *self._pending]
+        word, sig, meta = (np.concatenate([p[c] for p in parts]) for c in range(3))
+        keep = alive[(meta & np.uint64(0xFFFFFFFF)).astype(np.int64)]
+        word, sig, meta = word[keep], sig[keep], meta[keep]
+        order = np.argsort(word, kind="stable")
+        self._word, self._sig, self._meta = word[order], sig[order], meta[order]
         counts = np.bincount(self._word, minlength=self._nwords)
         self._offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
         n = max(int(alive.sum()), 1)
@@ -350,11 +363,8 @@ class DerivativeIndex:
         self._alive = alive
         self._pending.clear()
         self._removed = 0
-        self._scores = np.zeros(len(self._keys), np.float32)
-        self._hist = (
-            np.zeros((len(self._keys), _BINS), np.float32),
-            np.zeros((len(self._keys), _BINS), np.float32),
-        )
+        self._hist = np.zeros((len(self._keys), 2 * _BINS), np.float32)
+        self._mark = np.zeros(len(self._keys), np.bool_)
 
     def candidates(
         self, features: SuspectFeatures, k: int = TOP_K
@@ -370,22 +380,22 @@ class DerivativeIndex:
         if not self._pos or len(features) == 0:
             return []
         found: list[tuple[int, bool, float]] = []
-        touched = np.zeros(len(self._keys), np.int32)
+        touched = np.zeros(len(self._keys), np.int64)
+        scores = np.zeros(len(self._keys), np.float32)
         scales = _scale_codes(features.sizes)
         for mirrored in (False, True):
             i = int(mirrored)
             words, sigs, rows = assign_words(features.descriptors[i], MULTIPLE_ASSIGNMENT)
             n, nf = _vote(
-                self._offsets, self._photo, self._sig, self._angle, self._scale, self._feat,
-                words, sigs, _angle_codes(features.angles[i])[rows], scales[rows], self._weights,
-                self._alive, MAX_HAMMING, *self._hist, touched, self._scores, self._found,
+                self._offsets, self._sig, self._meta, words, sigs,
+                _angle_codes(features.angles[i])[rows], scales[rows], self._weights,
+                self._alive, MAX_HAMMING, self._hist, self._mark, touched, scores, self._found,
             )  # fmt: skip
             hit = touched[:n]
-            v = self._scores[hit]
+            v = scores[:n]
             top = np.argsort(-v, kind="stable")[:SHORTLIST]
             top = top[v[top] >= MIN_VOTES]
             short, votes = hit[top], v[top]
-            self._scores[hit] = 0.0
             agree = self._rerank(features, i, short, self._found[:nf], rows)
             found.extend(
                 (int(ph), mirrored, float(a) + 1e-3 * float(vt))
