@@ -15,11 +15,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["agreement", "best_hypothesis"]
+__all__ = ["agreement", "best_proposal"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _best(
+def best_proposal(
     rp: np.ndarray,
     rs: np.ndarray,
     ra: np.ndarray,
@@ -59,22 +59,6 @@ def _best(
 
 
 @numba.njit(cache=True, nogil=True)
-def best_hypothesis(
-    rp: np.ndarray,
-    rs: np.ndarray,
-    ra: np.ndarray,
-    sp: np.ndarray,
-    ss: np.ndarray,
-    sa: np.ndarray,
-    reproj: float,
-    scale_tol: float,
-    angle_tol: float,
-) -> int:  # pragma: no cover - compiled
-    """The correspondence whose proposal the most others agree with (first on ties)."""
-    return _best(rp, rs, ra, sp, ss, sa, 0, len(rp), reproj, scale_tol, angle_tol)[0]
-
-
-@numba.njit(cache=True, nogil=True)
 def agreement(
     bounds: np.ndarray,
     rp: np.ndarray,
@@ -91,6 +75,6 @@ def agreement(
     """Per group ``bounds[g]:bounds[g + 1]``: the most correspondences that agree."""
     for g in range(len(bounds) - 1):
         if bounds[g + 1] > bounds[g]:
-            out[g] = _best(
+            out[g] = best_proposal(
                 rp, rs, ra, sp, ss, sa, bounds[g], bounds[g + 1], reproj, scale_tol, angle_tol
             )[1]

@@ -725,9 +725,11 @@ def consensus(
     sp = sp.astype(np.float64)
     rs, ra, ss, sa = (np.asarray(v, np.float64) for v in (rs, ra, ss, sa))
     # Every correspondence is a hypothesis; score all of them against all.
-    from ._consensus import best_hypothesis  # numba: not needed to compute fingerprints
+    from ._consensus import best_proposal  # numba: not needed to compute fingerprints
 
-    h = best_hypothesis(rp, rs, ra, sp, ss, sa, REPROJ_THRESHOLD, SCALE_TOLERANCE, ANGLE_TOLERANCE)
+    h, _ = best_proposal(
+        rp, rs, ra, sp, ss, sa, 0, n, REPROJ_THRESHOLD, SCALE_TOLERANCE, ANGLE_TOLERANCE
+    )
     scale = np.maximum(ss, 1e-3) / np.maximum(rs, 1e-3)
     lsc = np.log2(scale)
     deg = sa - ra

@@ -51,12 +51,12 @@ from .derivative import (
     DerivativeFingerprint,
     DerivativeMatch,
     SuspectFeatures,
+    _registered,
     dequantize,
     model,
     suspect_features,
     verify_derivative,
 )
-from .derivative import _registered as _registered
 
 __all__ = ["MAX_HAMMING", "TOP_K", "DerivativeIndex", "assign_words"]
 
@@ -275,6 +275,10 @@ class DerivativeIndex:
         self._removed = 0
         self._hist = np.zeros((0, 2 * _BINS), np.float32)
         self._mark = np.zeros(0, np.bool_)
+        # Per-search scratch, sized with the index and reused (never allocated per query).
+        self._touched = np.zeros(0, np.int64)
+        self._score = np.zeros(0, np.float32)
+        self._slot = np.zeros(0, np.int64)
         self._closed = False
 
     def __len__(self) -> int:
@@ -365,6 +369,9 @@ class DerivativeIndex:
         self._removed = 0
         self._hist = np.zeros((len(self._keys), 2 * _BINS), np.float32)
         self._mark = np.zeros(len(self._keys), np.bool_)
+        self._touched = np.zeros(len(self._keys), np.int64)
+        self._score = np.zeros(len(self._keys), np.float32)
+        self._slot = np.full(len(self._keys), -1, np.int64)
 
     def candidates(
         self, features: SuspectFeatures, k: int = TOP_K
@@ -380,8 +387,7 @@ class DerivativeIndex:
         if not self._pos or len(features) == 0:
             return []
         found: list[tuple[int, bool, float]] = []
-        touched = np.zeros(len(self._keys), np.int64)
-        scores = np.zeros(len(self._keys), np.float32)
+        touched, scores = self._touched, self._score
         scales = _scale_codes(features.sizes)
         for mirrored in (False, True):
             i = int(mirrored)
@@ -416,9 +422,10 @@ class DerivativeIndex:
         out = np.zeros(len(short), np.int64)
         if len(short) == 0 or len(corr) == 0:
             return out
-        slot = np.full(len(self._keys), -1, np.int64)
+        slot = self._slot
         slot[short] = np.arange(len(short))
         which = slot[corr[:, 0]]
+        slot[short] = -1
         keep = which >= 0
         corr, which = corr[keep], which[keep]
         order = np.argsort(which, kind="stable")
