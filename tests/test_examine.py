@@ -223,6 +223,56 @@ def _inpainted(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cv2.resize(out, size, interpolation=cv2.INTER_AREA), truth
 
 
+def test_a_region_cut_by_the_frame_is_marked_up_to_the_frame(
+    tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    """The comparison cannot judge the last pixels before a border; a region reaching
+    them takes them, so a replaced area cut off by the crop is marked to the border."""
+    original = photos["astronaut.png"]
+    data, truth = doctored_copy(
+        load_rgb(original),
+        load_rgb(photos["coffee.png"]),
+        replaced=0.35,
+        crop=(0, 0, 1, 0.85),
+        border=12,
+    )
+    result = examine(write(tmp_path / "cut.jpg", data), original=original)
+    assert result.verdict is ExamineVerdict.DERIVED and result.mask is not None
+    inner = truth[-12 - 6 : -12]  # the last rows of the picture, above the border
+    assert inner.sum() > 1000  # the replaced region reaches them
+    marked = result.mask[-12 - 6 : -12]
+    assert (marked & inner).sum() >= 0.95 * inner.sum()
+    assert (marked & inner).sum() >= 0.8 * marked.sum()
+    assert not result.mask[-12:].any()  # the border itself is not judged
+
+
+def _caption_on_top(rgb: np.ndarray, text: str, bar: int) -> np.ndarray:
+    """A light caption bar with large black text above ``rgb``."""
+    h, w = rgb.shape[:2]
+    canvas = np.full((h + bar, w, 3), 235, np.uint8)
+    canvas[bar:] = rgb
+    cv2.putText(canvas, text, (4, bar * 2 // 3), cv2.FONT_HERSHEY_SIMPLEX, bar / 30, (0, 0, 0), 3)
+    return canvas
+
+
+def test_a_caption_bar_with_text_down_to_a_border_is_left_out(
+    tmp_path: Path, photos: dict[str, Path]
+) -> None:
+    """Text filling most of a caption bar's rows must not end the bar, nor hide the
+    border under it: neither is part of the picture, neither is 'altered'."""
+    original = photos["chelsea.png"]
+    data, _ = doctored_copy(
+        load_rgb(original), None, crop=(0.1, 0.15, 0.9, 1.0), border=20, quality=95
+    )
+    framed = load_rgb(write(tmp_path / "framed.jpg", data))
+    captioned = _caption_on_top(framed, "@someone_else #repost #wow", 48)
+    suspect = write(tmp_path / "captioned.jpg", encode(Image.fromarray(captioned), quality=70))
+    result = examine(suspect, original=original)
+    assert result.verdict is ExamineVerdict.IDENTICAL
+    assert result.compared is not None
+    assert not result.compared[: 48 + 20].any()  # the bar and the border under it
+
+
 @pytest.mark.parametrize("photo", ["astronaut.png", "rocket.jpg"])
 def test_smooth_inpainting_is_found_by_growing_into_smoothed_pixels(
     tmp_path: Path, photos: dict[str, Path], photo: str, monkeypatch: pytest.MonkeyPatch

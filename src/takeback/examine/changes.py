@@ -24,6 +24,8 @@ replaced region changes colour, texture or both. The steps:
    :data:`GROW_STRENGTH` where the suspect has lost fine texture
    (:data:`SMOOTHER`): inpainting leaves pixels close to what it replaced but
    smooths away the grain.
+7. **Reach the edge**: the unjudged strip along the edge of the compared area
+   takes the verdict of the nearest compared pixel.
 
 Steps 2-5 run three times: near the feature correspondences only, then
 everywhere but the first mask and clear changes, then everywhere but the
@@ -77,6 +79,12 @@ TRUSTED_MIN: Final = 300
 FRAME_TOLERANCE: Final = 14
 #: Share of the first line of a border or caption bar that has its colour.
 FRAME_UNIFORM: Final = 0.8
+#: Share of a line of caption text that keeps its bar's colour.
+FRAME_TEXT_KEEP: Final = 0.2
+#: Least difference (0-255 per channel) of caption text from its bar.
+FRAME_INK: Final = 64
+#: Share of a caption's text lines, outside the bar's colour, that is ink.
+FRAME_TEXT_INK: Final = 0.4
 #: A border or caption bar is at most this share of a side.
 FRAME_MAX: Final = 0.25
 #: Longest side the comparison runs at; larger suspects are compared downscaled.
@@ -289,6 +297,38 @@ def _uniform(line: np.ndarray) -> bool:
     return bool((np.abs(line - ref).max(axis=1) <= FRAME_TOLERANCE).mean() >= FRAME_UNIFORM)
 
 
+def _next_band(s: np.ndarray, start: int, limit: int, ref: np.ndarray | None) -> int | None:
+    """The first line of one colour at or after ``start``, or None.
+
+    Up to 4 lines of anything may come first. After a band of colour ``ref``,
+    more may, when they look like caption text on it: every line keeps at least
+    :data:`FRAME_TEXT_KEEP` of that colour, and across the lines most of the
+    rest is ink at least :data:`FRAME_INK` away from it (not a smooth picture).
+    """
+    kept: list[float] = []
+    ink: list[float] = []
+    for k in range(start, limit):
+        if _uniform(s[k]):
+            if k - start <= 4:
+                return k
+            rest = len(kept) - sum(kept)
+            return k if sum(ink) >= FRAME_TEXT_INK * rest else None
+        if ref is None:
+            if k - start >= 3:
+                return None
+            continue
+        off = np.abs(s[k] - ref).max(axis=1)
+        kept.append(float((off <= FRAME_TOLERANCE).mean()))
+        ink.append(float((off >= FRAME_INK).mean()))
+        if kept[-1] < FRAME_TEXT_KEEP:
+            return None if k - start >= 3 else _first_uniform(s, k + 1, min(limit, start + 4))
+    return None
+
+
+def _first_uniform(s: np.ndarray, start: int, stop: int) -> int | None:
+    return next((k for k in range(start, stop) if _uniform(s[k])), None)
+
+
 def frame_mask(suspect: np.ndarray, aligned: np.ndarray, compared: np.ndarray) -> np.ndarray:
     """Borders and caption bars added around the picture: bands along an edge.
 
@@ -297,9 +337,11 @@ def frame_mask(suspect: np.ndarray, aligned: np.ndarray, compared: np.ndarray) -
     (within ``FRAME_TOLERANCE``) and at least half differ from the original
     there, so the original's own flat sky or wall is not mistaken for a frame.
     A band starts with a line of one colour across :data:`FRAME_UNIFORM` of it
-    (so a replaced region reaching the edge is not taken for a border); caption
-    text does not stop a band; a band may be followed by another (a caption bar
-    outside a border). Up to :data:`FRAME_MAX` of each side.
+    (so a replaced region reaching the edge is not taken for a border); a few
+    lines of caption text do not stop a band, and more lead on to the next band
+    when they look like text on the band's colour (:func:`_next_band`); a band
+    may be followed by another (a caption bar outside a border). Up to
+    :data:`FRAME_MAX` of each side.
     """
     h, w = compared.shape
     frame = np.zeros((h, w), bool)
@@ -310,13 +352,15 @@ def frame_mask(suspect: np.ndarray, aligned: np.ndarray, compared: np.ndarray) -
         a = np.rot90(a16, side)
         limit = int(s.shape[0] * FRAME_MAX)
         depth = 0
+        ref = None
         for _ in range(6):  # stacked bands: caption bar, border, a text line between
             start = depth
             if start >= limit:
                 break
-            # a border or bar starts with a line of one colour edge to edge (after at
-            # most a few lines of caption text ending the previous band)
-            first = next((k for k in range(start, min(limit, start + 4)) if _uniform(s[k])), None)
+            # a border or bar starts with a line of one colour edge to edge, after at
+            # most a few lines of anything or, after a band, after the lines of
+            # caption text that stopped it (they keep some of the band's colour)
+            first = _next_band(s, start, limit, ref)
             if first is None:
                 break
             ref = np.median(s[first], axis=0)
@@ -445,6 +489,28 @@ def _clean(raw: np.ndarray, compared: np.ndarray) -> np.ndarray:
     return filled & compared
 
 
+def _to_edge(
+    mask: np.ndarray, compared: np.ndarray, shown: np.ndarray, reach: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Carry the verdict of the outermost compared pixels out to the picture's edge.
+
+    The comparison leaves a strip of ``reach`` pixels along the edges of what
+    shows the original (``shown``) unjudged, because its windows would reach
+    past the edge. Each pixel of that strip takes the verdict of the nearest
+    compared pixel, so a region that reaches the strip reaches the edge.
+    Returns the new mask and compared area.
+    """
+    if not compared.any():
+        return mask, compared
+    dist, labels = cv2.distanceTransformWithLabels(
+        (~compared).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    strip = shown & ~compared & (dist <= reach)
+    # labels number the compared pixels in raster order, from 1
+    verdict = np.concatenate([[False], mask[compared]])
+    return mask | (strip & verdict[labels]), compared | strip
+
+
 def detect_changes(
     original: np.ndarray,
     matrix: np.ndarray,
@@ -513,6 +579,7 @@ def detect_changes(
         if final and mask.any() and GROW_STRENGTH < 1.0:
             grow = strength * _smoother(suspect, aligned)
             mask = _clean(_hysteresis(grow, mask, GROW_STRENGTH), compared)
+    mask, compared = _to_edge(mask, compared, inside & ~frame, 3 * erode)
     return ChangeMap(
         mask=mask, compared=compared, strength=strength, aligned=aligned, matrix=matrix @ pre
     )
