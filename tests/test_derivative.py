@@ -291,3 +291,21 @@ def test_votes_either_side_of_zero_rotation_count_together() -> None:
     )  # fmt: skip
     assert (n, nf) == (1, 4)
     assert scores[0] == 4.0
+
+
+def test_a_small_recompressed_caption_bar_is_found(originals: dict[str, np.ndarray]) -> None:
+    # A caption whose text fills most of its rows, on a suspect shrunk to under
+    # 200 px and saved at JPEG quality 60: no line of the bar is of one grey level
+    # within JPEG noise once it is brought to the working size.
+    from takeback.fingerprint.derivative import SUSPECT_SIZE, _grey_working, edge_bands
+
+    rgb = cv2.resize(originals["chelsea.png"], (180, 150), interpolation=cv2.INTER_AREA)
+    bar = np.full((22, 180, 3), 235, np.uint8)
+    cv2.putText(bar, "@phvlfyjdckm #repost", (2, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
+    ok, enc = cv2.imencode(".jpg", np.vstack([bar, rgb]), [cv2.IMWRITE_JPEG_QUALITY, 60])
+    assert ok
+    grey, _ = _grey_working(cv2.imdecode(enc, cv2.IMREAD_COLOR), SUSPECT_SIZE)
+    mask = edge_bands(grey)
+    cut = round(22 * grey.shape[0] / 172)  # the bar's rows at the working size
+    assert mask[: cut - 2].mean() > 0.95
+    assert not mask[cut + 6 : -10, 10:-10].any()

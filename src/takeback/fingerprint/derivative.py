@@ -585,6 +585,8 @@ def edge_bands(grey: np.ndarray) -> np.ndarray:
         for _ in range(3):
             end = _band_end(s, m, depth, limit)
             if end is None:
+                end = _caption_end(s, m, depth, limit)
+            if end is None:
                 break
             m[:end] = True
             depth = end
@@ -619,6 +621,38 @@ def _band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | Non
     return depth + end if end >= 2 else None
 
 
+def _caption_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:
+    """Where a caption bar with no line of one grey level ends (exclusive), or None.
+
+    Small, re-compressed captions have none: JPEG noise and the text's blur
+    reach every line. The bar's level is its outermost line's (median); every
+    line keeps it, within :data:`_CAPTION_TOL`, on at least
+    :data:`_CAPTION_KEEP` of it (its text lines do) until a line that
+    hardly does (:data:`_CAPTION_GONE`): the picture. The bar must end
+    straight, as a bar does and a sky or a wall does not: within the last 4
+    lines before that, one keeps the level on :data:`_CAPTION_MARGIN` of it
+    (the margin under the text), and at most 2 lines of blur come between.
+    """
+    if limit - depth < 4 or not (free0 := ~m[depth]).any():
+        return None
+    lines = s[depth:limit]
+    free = ~m[depth:limit]
+    level = np.median(lines[0][free0])
+    count = np.maximum(free.sum(axis=1), 1)
+    keep = ((np.abs(lines - level) <= _CAPTION_TOL) & free).sum(axis=1) / count
+    gone = np.flatnonzero(keep < _CAPTION_GONE)
+    if len(gone) == 0 or gone[0] < 3:
+        return None
+    end = int(gone[0])
+    if keep[: end - 2].min() < _CAPTION_KEEP or keep[max(0, end - 4) : end].max() < _CAPTION_MARGIN:
+        return None
+    return depth + end
+
+
+_CAPTION_TOL: Final = 10
+_CAPTION_KEEP: Final = 0.15
+_CAPTION_GONE: Final = 0.1
+_CAPTION_MARGIN: Final = 0.6
 _BAND_UNIFORM: Final = 0.9
 _BAND_KEEP: Final = 0.3
 _BAND_TOL: Final = 6
