@@ -293,6 +293,26 @@ def test_votes_either_side_of_zero_rotation_count_together() -> None:
     assert scores[0] == 4.0
 
 
+def test_correspondences_are_grouped_by_shortlisted_photo_in_order() -> None:
+    # The compiled grouping agrees with a stable sort by slot: the rows of
+    # shortlisted photos only, each group in its original order.
+    from takeback.fingerprint.derivative_index import _group
+
+    rng = np.random.default_rng(3)
+    corr = rng.integers(0, 50, (2000, 3)).astype(np.int32)
+    slot = np.full(50, -1, np.int64)
+    short = rng.choice(50, 7, replace=False)
+    slot[short] = np.arange(7)
+    grouped, bounds = _group(corr, slot, 7)
+    which = slot[corr[:, 0]]
+    keep = which >= 0
+    order = np.argsort(which[keep], kind="stable")
+    assert np.array_equal(grouped, corr[keep][order])
+    assert np.array_equal(bounds, np.searchsorted(which[keep][order], np.arange(8)))
+    empty, none = _group(corr[:0], slot, 7)
+    assert len(empty) == 0 and not none.any()
+
+
 def test_a_small_recompressed_caption_bar_is_found(originals: dict[str, np.ndarray]) -> None:
     # A caption whose text fills most of its rows, on a suspect shrunk to under
     # 200 px and saved at JPEG quality 60: no line of the bar is of one grey level
