@@ -421,13 +421,18 @@ def fine_agreement(
     return scores[0], max(scores[1:])
 
 
-def confirmed(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> bool:
-    """Whether the pixels confirm an alignment (:func:`agreement` over its thresholds)."""
-    score, shifted = agreement(original, suspect, matrix)
+def _peaked(score: float, shifted: float) -> bool:
     return score >= AGREEMENT_MIN and score >= AGREEMENT_PEAK * shifted
 
 
-def fine_confirmed(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> bool:
+def confirmed(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray) -> bool:
+    """Whether the pixels confirm an alignment (:func:`agreement` over its thresholds)."""
+    return _peaked(*agreement(original, suspect, matrix))
+
+
+def fine_confirmed(
+    original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray, *, coarse: float | None = None
+) -> bool:
     """Whether the pixels confirm an alignment that :func:`confirmed` found ambiguous.
 
     The coarse agreement must be there (:data:`AGREEMENT_MIN`), only its peak
@@ -435,10 +440,13 @@ def fine_confirmed(original: np.ndarray, suspect: np.ndarray, matrix: np.ndarray
     (:data:`FINE_MIN`, :data:`FINE_PEAK`), and the original must cover at least
     :data:`FINE_COVERAGE` of the suspect (a repost shows the original across
     most of its frame; a chance fit lands a sliver of it, often tiny or turned).
+    ``coarse`` is the candidate's :func:`agreement` when already measured.
     """
     if coverage(matrix, original.shape[:2], suspect.shape[:2]) < FINE_COVERAGE:
         return False
-    if agreement(original, suspect, matrix)[0] < AGREEMENT_MIN:
+    if coarse is None:
+        coarse = agreement(original, suspect, matrix)[0]
+    if coarse < AGREEMENT_MIN:
         return False
     score, shifted = fine_agreement(original, suspect, matrix)
     return score >= FINE_MIN and score >= FINE_PEAK * shifted
@@ -453,7 +461,7 @@ def _dense(
     either pass is, are they checked in the same order by :func:`fine_confirmed`.
     """
     h, w = suspect.shape[:2]
-    candidates: list[tuple[np.ndarray, int, np.ndarray]] = []
+    candidates: list[tuple[np.ndarray, int, np.ndarray, float]] = []
     for contrast, min_side in DENSE_PASSES:
         side = int(np.clip(ORIGINAL_SCALE * max(h, w), min_side, max(FEATURE_SIDE, min_side)))
         of = features(
@@ -481,11 +489,12 @@ def _dense(
         ):
             if n < DENSE_MIN_INLIERS:
                 continue
-            if confirmed(original, suspect, m):
+            coarse, shifted = agreement(original, suspect, m)
+            if _peaked(coarse, shifted):
                 return m, n, pts
-            candidates.append((m, n, pts))
-    for m, n, pts in candidates:
-        if fine_confirmed(original, suspect, m):
+            candidates.append((m, n, pts, coarse))
+    for m, n, pts, coarse in candidates:
+        if fine_confirmed(original, suspect, m, coarse=coarse):
             return m, n, pts
     return None
 

@@ -73,6 +73,8 @@ __all__ = [
     "derivative_from_pixels",
     "suspect_features",
     "verify_derivative",
+    "working_geometry",
+    "working_scale",
 ]
 
 #: Format version written by :meth:`DerivativeFingerprint.to_bytes`.
@@ -570,9 +572,10 @@ def edge_bands(grey: np.ndarray) -> np.ndarray:
     an edge, provided every line between it and the edge keeps that level on
     at least :data:`_BAND_KEEP` of it (the rows of a caption's text below its
     top margin do). The band runs from the edge inward while the lines keep
-    the level (text does not stop it). Bands may stack (a caption bar outside
-    a border). A flat sky along the top edge is taken as a band too, which
-    costs little: it has few features.
+    the level (text does not stop it). A small re-compressed caption bar with
+    no such line is found from the picture side instead (:func:`_caption_end`).
+    Bands may stack (a caption bar outside a border). A flat sky along the top
+    edge is taken as a band too, which costs little: it has few features.
     """
     h, w = grey.shape
     mask = np.zeros((h, w), bool)
@@ -826,16 +829,30 @@ class _Registered:
     scale: float
 
 
+def working_scale(width: int, height: int) -> float:
+    """Original pixels per working-size pixel of a photo, as its extraction used."""
+    return width / round(width * WORKING_SIZE / max(width, height))
+
+
+def working_geometry(
+    fp: DerivativeFingerprint, feat: np.ndarray | slice = slice(None)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Working-size positions, sizes and angles (float32) of the features ``feat``."""
+    scale = working_scale(fp.width, fp.height)
+    return (
+        ((fp.points[feat] + 0.5) / scale - 0.5).astype(np.float32),
+        (fp.sizes[feat] / scale).astype(np.float32),
+        fp.angles[feat].astype(np.float32),
+    )
+
+
 def _registered(fp: DerivativeFingerprint) -> _Registered:
     cached = fp._cache.get("reg")
     if not isinstance(cached, _Registered):
-        scale = fp.width / round(fp.width * WORKING_SIZE / max(fp.width, fp.height))
         cached = _Registered(
             dequantize(fp.descriptors),
-            ((fp.points + 0.5) / scale - 0.5).astype(np.float32),
-            (fp.sizes / scale).astype(np.float32),
-            fp.angles.astype(np.float32),
-            scale,
+            *working_geometry(fp),
+            working_scale(fp.width, fp.height),
         )
         fp._cache["reg"] = cached
     return cached

@@ -47,7 +47,6 @@ from .derivative import (
     DECISION_SCORE,
     REPROJ_THRESHOLD,
     SCALE_TOLERANCE,
-    WORKING_SIZE,
     DerivativeFingerprint,
     DerivativeMatch,
     SuspectFeatures,
@@ -55,6 +54,8 @@ from .derivative import (
     model,
     suspect_features,
     verify_derivative,
+    working_geometry,
+    working_scale,
 )
 
 __all__ = ["MAX_HAMMING", "TOP_K", "DerivativeIndex", "assign_words"]
@@ -248,25 +249,6 @@ def _group(
     return out, bounds
 
 
-def _working_scale(width: int, height: int) -> float:
-    """Original pixels per working-size pixel (as in the fingerprint's extraction)."""
-    return width / round(width * WORKING_SIZE / max(width, height))
-
-
-def _geometry(
-    fp: DerivativeFingerprint, feat: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Working-size positions, sizes and orientations of the features ``feat``.
-
-    The values verification takes from ``derivative._registered``, computed
-    for the matched features only: re-ranking needs no descriptors, and most
-    shortlisted photos are never verified (dequantizing all their descriptors
-    took most of re-ranking's time at 100,000 photos, and kept them cached).
-    """
-    scale = _working_scale(fp.width, fp.height)
-    return (fp.points[feat] + 0.5) / scale - 0.5, fp.sizes[feat] / scale, fp.angles[feat]
-
-
 def _pack(photo: np.ndarray, feat: np.ndarray, angle: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Postings' photo, feature number, angle and scale codes in one uint64 each."""
     return (
@@ -358,7 +340,7 @@ class DerivativeIndex:
         self._pos[key] = pos
         self._fps.append(fingerprint)
         words, sigs, _ = assign_words(dequantize(fingerprint.descriptors))
-        work = _working_scale(fingerprint.width, fingerprint.height)
+        work = working_scale(fingerprint.width, fingerprint.height)
         meta = _pack(
             np.full(len(words), pos, np.uint32),
             np.arange(len(words), dtype=np.uint16),
@@ -473,7 +455,9 @@ class DerivativeIndex:
         for g, ph in enumerate(short):
             a, b = bounds[g], bounds[g + 1]
             fp = self._fps[int(ph)]
-            rp[a:b], rs[a:b], ra[a:b] = _geometry(fp, feat[a:b])  # type: ignore[arg-type]
+            # only the matched features' geometry: no descriptors are decoded
+            # for a photo that is not verified
+            rp[a:b], rs[a:b], ra[a:b] = working_geometry(fp, feat[a:b])  # type: ignore[arg-type]
         q = rows[corr[:, 1]]
         agreement(
             bounds, rp, rs, ra, features.points[orientation][q], features.sizes[q],
