@@ -320,9 +320,26 @@ def _save_bank(path: Path, index: DerivativeIndex, pdq_bank: list[np.ndarray],
                add_times: list[float], kinds: Counter[str]) -> None:  # fmt: skip
     """Keep the built bank, so a later run can time lookups without rebuilding it."""
     blobs = [index._fps[index._pos[n]].to_bytes() for n in names]  # type: ignore[union-attr]
-    np.savez(path, names=np.array(names), blobs=np.array(blobs, dtype=object),
+    np.savez(path, names=np.array(names), blobs=np.array(blobs, dtype=object), recipe=_recipe(),
              pdq=np.stack(pdq_bank), phash=np.stack(ph_bank), skipped=np.array(skipped, dtype=str),
              add_times=np.array(add_times), kinds=np.array(json.dumps(dict(kinds))))  # fmt: skip
+
+
+def _recipe() -> np.ndarray:
+    """What registered fingerprints depend on: a cache built otherwise is rebuilt."""
+    return np.array(
+        f"format {dv.FORMAT_VERSION}, size {dv.WORKING_SIZE}, features {dv.MAX_FEATURES}, "
+        f"contrast {dv.CONTRAST}"
+    )
+
+
+def _cache_fits(path: Path) -> bool:
+    with np.load(path, allow_pickle=True) as z:
+        built = str(z["recipe"]) if "recipe" in z.files else "an older recipe"
+    if built != str(_recipe()):
+        print(f"{path}: built with {built}, not {_recipe()}: rebuilding it", flush=True)
+        return False
+    return True
 
 
 def _load_bank(path: Path) -> tuple[Any, ...]:
@@ -369,6 +386,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     cache = args.bank_cache
     cache_stale = False
+    if cache is not None and cache.exists() and not _cache_fits(cache):
+        cache.unlink()
     if cache is not None and cache.exists():
         index, pdq_bank, ph_bank, bank_names, skipped, add_times, sizes, kinds = _load_bank(cache)
         la_add = la_add_end = _loadavg()

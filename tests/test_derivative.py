@@ -223,6 +223,46 @@ def test_a_shared_caption_is_not_a_match(originals: dict[str, np.ndarray]) -> No
     assert verify_derivative(_captioned(originals["rocket.jpg"], "@other"), registered).matched
 
 
+def test_a_small_patch_two_photos_share_is_not_a_match(originals: dict[str, np.ndarray]) -> None:
+    # The same 48-px piece of a real gravel photo (a sticker, a sign: 7% of the
+    # rocket photo's long side) in two unrelated photos. Its features agree on
+    # one transform (8 inliers), but all within a patch some 20 px across at
+    # working size: that is not the scene.
+    gravel = load_rgb(sample_photo("gravel.png"))
+    h, w = gravel.shape[:2]
+    patch = gravel[h // 2 : h // 2 + 48, w // 5 : w // 5 + 48]
+    registered_photo = originals["rocket.jpg"].copy()
+    registered_photo[120:168, 350:398] = patch
+    suspect = originals["camera.png"].copy()
+    suspect[300:348, 150:198] = patch
+    registered = derivative_from_pixels(registered_photo)
+    match = verify_derivative(suspect, registered)
+    assert not match.matched and match.inliers <= 3
+    assert verify_derivative(registered_photo[20:, ::-1], registered).matched
+
+
+def test_a_watermark_along_the_edge_of_two_photos_is_not_a_match(
+    originals: dict[str, np.ndarray],
+) -> None:
+    # Two lines of a forum's watermark written over the bottom of two unrelated
+    # photos: no bar for edge_bands to find, two lines too far apart for a
+    # strip. Their glyphs agree on one transform (7 inliers), all in the
+    # bottom tenth of both frames.
+    def watermarked(rgb: np.ndarray) -> np.ndarray:
+        out = rgb.copy()
+        h, w = out.shape[:2]
+        for k, text in enumerate(("posted by @takeback_test", "www.example-forum.net")):
+            at = (w // 30, int(h * (0.945 + 0.04 * k)))
+            font, white = cv2.FONT_HERSHEY_SIMPLEX, (255, 255, 255)
+            cv2.putText(out, text, at, font, w / 1280, white, 2, cv2.LINE_AA)
+        return out
+
+    registered = derivative_from_pixels(watermarked(originals["rocket.jpg"]))
+    match = verify_derivative(watermarked(originals["camera.png"]), registered)
+    assert not match.matched and match.inliers <= 3
+    assert verify_derivative(watermarked(originals["rocket.jpg"])[10:, ::-1], registered).matched
+
+
 def test_a_reduced_decode_is_stored_in_full_size_pixels(
     originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
 ) -> None:
