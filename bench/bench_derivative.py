@@ -36,6 +36,7 @@ import os
 import re
 import sys
 import time
+import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -325,18 +326,23 @@ def _save_bank(path: Path, index: DerivativeIndex, pdq_bank: list[np.ndarray],
              add_times=np.array(add_times), kinds=np.array(json.dumps(dict(kinds))))  # fmt: skip
 
 
-def _recipe() -> np.ndarray:
+def _recipe() -> str:
     """What registered fingerprints depend on: a cache built otherwise is rebuilt."""
-    return np.array(
+    return (
         f"format {dv.FORMAT_VERSION}, size {dv.WORKING_SIZE}, features {dv.MAX_FEATURES}, "
         f"contrast {dv.CONTRAST}"
     )
 
 
 def _cache_fits(path: Path) -> bool:
-    with np.load(path, allow_pickle=True) as z:
-        built = str(z["recipe"]) if "recipe" in z.files else "an older recipe"
-    if built != str(_recipe()):
+    """Whether the bank cache can be read and was built by this code (else it is rebuilt)."""
+    try:  # the recipe is plain text: nothing of the file is unpickled to check it
+        with np.load(path, allow_pickle=False) as z:
+            built = str(z["recipe"]) if "recipe" in z.files else "an older recipe"
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        print(f"{path}: cannot be read ({exc}): rebuilding it", flush=True)
+        return False
+    if built != _recipe():
         print(f"{path}: built with {built}, not {_recipe()}: rebuilding it", flush=True)
         return False
     return True

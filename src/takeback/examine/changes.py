@@ -305,6 +305,8 @@ def _next_band(s: np.ndarray, start: int, limit: int, ref: np.ndarray | None) ->
     :data:`FRAME_TEXT_KEEP` of that colour, and across the lines most of the
     rest is ink at least :data:`FRAME_INK` away from it (not a smooth picture).
     """
+    if ref is None:
+        return _first_uniform(s, start, min(limit, start + 4))
     kept: list[float] = []
     ink: list[float] = []
     for k in range(start, limit):
@@ -313,10 +315,6 @@ def _next_band(s: np.ndarray, start: int, limit: int, ref: np.ndarray | None) ->
                 return k
             rest = len(kept) - sum(kept)
             return k if sum(ink) >= FRAME_TEXT_INK * rest else None
-        if ref is None:
-            if k - start >= 3:
-                return None
-            continue
         off = np.abs(s[k] - ref).max(axis=1)
         kept.append(float((off <= FRAME_TOLERANCE).mean()))
         ink.append(float((off >= FRAME_INK).mean()))

@@ -820,16 +820,29 @@ def consensus(
     return _one_to_one(inl, rp, sp), matrix
 
 
-def _confined(points: np.ndarray) -> bool:
-    """Whether inlier positions lie in a thin strip or a small patch (or are under 3).
+def _not_the_scene(
+    reg_points: np.ndarray,
+    reg_frame: tuple[int, int],
+    sus_points: np.ndarray,
+    sus_frame: tuple[int, int],
+) -> bool:
+    """Whether a group of inliers is what unrelated images share, not a scene.
 
-    A strip: smallest standard deviation under :data:`MIN_SPREAD`; a patch:
-    largest under :data:`MIN_EXTENT` (working-size pixels).
+    Working-size positions of the inliers in the original and the suspect, and
+    the two working frames (width, height). A thin strip (smallest standard
+    deviation in the original under :data:`MIN_SPREAD`: a line of text), a
+    small patch (largest under :data:`MIN_EXTENT`: a sign, lettering), or a
+    group within :data:`EDGE_SHARE` of one edge of both frames (a caption, a
+    watermark). Fewer than 3 inliers are a strip.
     """
-    if len(points) < 3:
+    if len(reg_points) < 3:
         return True
-    small, large = np.sqrt(np.maximum(np.linalg.eigvalsh(np.cov(points.T.astype(np.float64))), 0))
-    return bool(small < MIN_SPREAD or large < MIN_EXTENT)
+    cov = np.cov(reg_points.T.astype(np.float64))
+    small, large = np.sqrt(np.maximum(np.linalg.eigvalsh(cov), 0))
+    if small < MIN_SPREAD or large < MIN_EXTENT:
+        return True
+    edge = max(_edge_share(reg_points, *reg_frame), _edge_share(sus_points, *sus_frame))
+    return edge < EDGE_SHARE
 
 
 def _edge_share(points: np.ndarray, width: float, height: float) -> float:
@@ -952,13 +965,8 @@ def verify_derivative(
             feats.angles[i][dst],
         )
         count = int(inl.sum()) if wmat is not None else 0
-        if count > _STRIP_CAP and (
-            _confined(reg.points[src][inl])
-            or max(
-                _edge_share(reg.points[src][inl], *reg.frame),
-                _edge_share(feats.points[i][dst][inl], *feats.frame),
-            )
-            < EDGE_SHARE
+        if count > _STRIP_CAP and _not_the_scene(
+            reg.points[src][inl], reg.frame, feats.points[i][dst][inl], feats.frame
         ):
             count = _STRIP_CAP
         if count > best[0] or (best[2] is None and len(src) > best[1]):
