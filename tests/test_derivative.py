@@ -7,6 +7,8 @@ import struct
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from takeback.errors import InvalidHashError, TakeBackError
 from takeback.fingerprint.derivative import (
@@ -175,6 +177,11 @@ def test_index_agrees_with_brute_force(
             fast = [k for k, _ in index.search(suspect)]
             slow = [k for k, _ in index.search(suspect, exhaustive=True)]
             assert fast[:1] == slow[:1] == [name]
+            # vote buffers too small for the query's votes are grown, same candidates
+            feats = suspect_features(suspect)
+            want = index.candidates(feats)
+            index._votes, index._grouped = np.zeros(8, np.int64), np.zeros(8, np.int32)
+            assert index.candidates(feats) == want and len(index._votes) > 8
     index.close()  # idempotent
 
 
@@ -326,11 +333,96 @@ def test_votes_either_side_of_zero_rotation_count_together() -> None:
     n, nf = _vote(
         np.array([0, 4], np.int64), np.zeros(4, np.uint32), meta, np.zeros(1, np.int32),
         np.zeros(1, np.uint32), np.zeros(1, np.uint8), np.full(1, 20, np.uint8),
-        np.ones(1, np.float32), np.ones(1, np.bool_), 9, np.zeros((1, 32), np.float32),
-        np.zeros(1, np.bool_), touched, scores, np.zeros((8, 3), np.int32),
+        np.ones(1, np.float32), np.ones(1, np.bool_), 9, np.zeros(1, np.int32), touched,
+        scores, np.zeros((8, 3), np.int32), np.zeros(8, np.int64), np.zeros(8, np.int32),
     )  # fmt: skip
     assert (n, nf) == (1, 4)
     assert scores[0] == 4.0
+
+
+def _reference_vote(
+    offsets: np.ndarray, sig: np.ndarray, meta: np.ndarray, words: np.ndarray,
+    sigs: np.ndarray, angles: np.ndarray, scales: np.ndarray, weights: np.ndarray,
+    alive: np.ndarray,
+) -> tuple[list[int], list[float], list[tuple[int, int, int]]]:  # fmt: skip
+    """The vote as the docs describe it, one posting at a time in plain Python."""
+    hists: dict[int, np.ndarray] = {}
+    found = []
+    for i, w in enumerate(words):
+        for p in range(offsets[w], offsets[w + 1]):
+            ph, feat = int(meta[p] & 0xFFFFFFFF), int(meta[p] >> 32) & 0xFFFF
+            if bin(int(sig[p]) ^ int(sigs[i])).count("1") > 9 or not alive[ph]:
+                continue
+            rot = ((int(angles[i]) - (int(meta[p] >> 48) & 255)) & 255) >> 4
+            scale = min(max((int(scales[i]) - int(meta[p] >> 56) + 32) >> 2, 0), 15)
+            h = hists.setdefault(ph, np.zeros(32, np.float32))
+            h[rot] += weights[w]
+            h[16 + scale] += weights[w]
+            found.append((ph, i, feat))
+    scores = [
+        min(
+            max(float(h[b] + h[(b + 1) % 16]) for b in range(16)),
+            max(float(h[16 + b] + h[17 + b]) for b in range(15)),
+        )
+        for h in hists.values()
+    ]
+    return list(hists), scores, found
+
+
+def test_the_compiled_vote_agrees_with_a_plain_one() -> None:
+    # Random posting lists over 40 photos (some withdrawn), votes beyond the
+    # first buffer: the index grows its buffers and the photos, their scores
+    # (to the last bit) and the correspondences are those of the plain vote.
+    from takeback.fingerprint.derivative_index import _pack, _vote
+
+    rng = np.random.default_rng(5)
+    nwords, photos = 30, 40
+    words = rng.integers(0, nwords, 600).astype(np.int32)
+    counts = rng.integers(0, 60, nwords)
+    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    total = int(offsets[-1])
+    meta = _pack(
+        rng.integers(0, photos, total).astype(np.uint32),
+        rng.integers(0, 384, total).astype(np.uint16),
+        rng.integers(0, 256, total).astype(np.uint8),
+        rng.integers(0, 64, total).astype(np.uint8),
+    )
+    sig = rng.integers(0, 1 << 32, total, dtype=np.uint64).astype(np.uint32)
+    sigs = (sig[rng.integers(0, total, 600)] ^ (1 << rng.integers(0, 32, 600))).astype(np.uint32)
+    sigs[::3] = rng.integers(0, 1 << 32, 200, dtype=np.uint64).astype(np.uint32)
+    angles = rng.integers(0, 256, 600).astype(np.uint8)
+    scales = rng.integers(0, 64, 600).astype(np.uint8)
+    weights = rng.uniform(0.1, 3.0, nwords).astype(np.float32)
+    alive = rng.random(photos) > 0.2
+    want_photos, want_scores, want_found = _reference_vote(
+        offsets, sig, meta, words, sigs, angles, scales, weights, alive
+    )
+    assert len(want_found) > 64
+    count, touched = np.zeros(photos, np.int32), np.zeros(photos, np.int64)
+    scores, found = np.zeros(photos, np.float32), np.zeros((len(want_found), 3), np.int32)
+    args = (offsets, sig, meta, words, sigs, angles, scales, weights, alive, 9, count,
+            touched, scores, found)  # fmt: skip
+    assert _vote(*args, np.zeros(64, np.int64), np.zeros(64, np.int32)) == (-1, 0)
+    assert not count.any()  # left as it was found when the buffers are too small
+    size = len(want_found)
+    n, nf = _vote(*args, np.zeros(size, np.int64), np.zeros(size, np.int32))
+    assert not count.any()
+    assert touched[:n].tolist() == want_photos
+    assert scores[:n].tolist() == want_scores
+    assert nf == len(want_found) and [tuple(r) for r in found[:nf].tolist()] == want_found
+
+
+@given(
+    st.lists(st.sampled_from([0.0, 0.5, 1.25, 1.5, 2.0, 7.75]), max_size=300),
+    st.integers(1, 60),
+)
+def test_the_shortlist_is_a_stable_sort_of_the_scores(scores: list[float], k: int) -> None:
+    # Many photos share a score (one vote of a common word): ties are kept
+    # in photo order, as a stable sort of all the scores keeps them.
+    from takeback.fingerprint.derivative_index import _best
+
+    v = np.array(scores, np.float32)
+    assert _best(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
 
 
 def test_correspondences_are_grouped_by_shortlisted_photo_in_order() -> None:

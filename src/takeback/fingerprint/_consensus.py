@@ -1,4 +1,8 @@
-"""The compiled 1-point consensus of the derivative fingerprint.
+"""The compiled ratio test and 1-point consensus of the derivative fingerprint.
+
+:func:`ratio_matches` pairs each registered feature with its nearest suspect
+feature when that one is clearly nearer than the second nearest (Lowe's
+ratio test); these pairs are the correspondences the consensus weighs.
 
 Every correspondence between a registered and a suspect feature proposes a
 similarity transform by itself (scale change from the two sizes, rotation from
@@ -15,7 +19,45 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["agreement", "best_proposal"]
+__all__ = ["agreement", "best_proposal", "ratio_matches"]
+
+
+@numba.njit(cache=True, nogil=True)
+def ratio_matches(
+    products: np.ndarray, reg_norms: np.ndarray, sus_norms: np.ndarray, ratio: float
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Registered -> suspect pairs passing the ratio test, from the products.
+
+    ``products`` is ``-2 reg @ sus.T`` (one matrix product), the norms are the
+    rows' squared lengths: a squared distance is ``reg_norm + product +
+    sus_norm``. A pair passes when its distance is under ``ratio`` times the
+    registered feature's second-nearest distance.
+    """
+    n = products.shape[0]
+    src = np.empty(n, np.int64)
+    dst = np.empty(n, np.int64)
+    k = 0
+    limit = ratio * ratio
+    for r in range(n):
+        first = np.inf
+        second = np.inf
+        at = -1
+        for j in range(products.shape[1]):
+            v = products[r, j] + sus_norms[j]
+            if v < second:
+                if v < first:
+                    second = first
+                    first = v
+                    at = j
+                else:
+                    second = v
+        first = max(first + reg_norms[r], 0.0)
+        second = max(second + reg_norms[r], 0.0)
+        if first < limit * second:
+            src[k] = r
+            dst[k] = at
+            k += 1
+    return src[:k], dst[:k]
 
 
 @numba.njit(cache=True, nogil=True)

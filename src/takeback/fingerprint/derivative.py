@@ -625,10 +625,8 @@ def _band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | Non
     lines = np.ascontiguousarray(s[depth:limit])
     free = ~m[depth:limit]
     count = np.maximum(free.sum(axis=1), 1)
-    if free.all():
-        levels = np.median(lines, axis=1)
-    else:  # lines crossing a band found on another side: their free part
-        levels = np.nanmedian(np.where(free, lines, np.nan), axis=1)
+    # lines crossing a band found on another side: the median of their free part
+    levels = np.median(lines, axis=1) if free.all() else _free_medians(lines, free)
     own = (np.abs(lines - levels[:, None]) <= _BAND_TOL) & free
     uniform = np.flatnonzero(own.sum(axis=1) >= _BAND_UNIFORM * count)
     if len(uniform) == 0:
@@ -644,6 +642,14 @@ def _band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | Non
         elif (misses := misses + 1) > 4:
             break
     return depth + end if end >= 2 else None
+
+
+def _free_medians(lines: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Median of each line's free values (int16 lines, each with some free)."""
+    k = free.sum(axis=1)
+    ranked = np.sort(np.where(free, lines, np.iinfo(np.int16).max), axis=1)
+    row = np.arange(len(lines))
+    return (ranked[row, (k - 1) // 2] + ranked[row, k // 2].astype(np.float64)) / 2
 
 
 def _caption_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:
@@ -700,19 +706,17 @@ def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
     arr = np.asarray(rgb)
     grey, scale = _grey_working(arr, SUSPECT_SIZE)
     kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST)
-    if kps:
-        bands = edge_bands(grey)
-        xy = np.array([kp.pt for kp in kps])
-        col = np.clip(np.rint(xy[:, 0]).astype(int), 0, grey.shape[1] - 1)
-        row = np.clip(np.rint(xy[:, 1]).astype(int), 0, grey.shape[0] - 1)
-        keep = ~bands[row, col]
-        kps = [kp for kp, k in zip(kps, keep, strict=True) if k]
-        desc = desc[keep]
     pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
-    mpts = pts.copy()
-    mpts[:, 0] = grey.shape[1] - 1 - mpts[:, 0]
     sizes = np.array([kp.size for kp in kps], np.float32)
     angles = np.array([kp.angle for kp in kps], np.float32)
+    if kps:
+        bands = edge_bands(grey)
+        col = np.clip(np.rint(pts[:, 0]).astype(int), 0, grey.shape[1] - 1)
+        row = np.clip(np.rint(pts[:, 1]).astype(int), 0, grey.shape[0] - 1)
+        keep = ~bands[row, col]
+        pts, sizes, angles, desc = pts[keep], sizes[keep], angles[keep], desc[keep]
+    mpts = pts.copy()
+    mpts[:, 0] = grey.shape[1] - 1 - mpts[:, 0]
     h, w = arr.shape[:2]
     return SuspectFeatures(
         w,
@@ -732,23 +736,16 @@ def score_of_inliers(inliers: int) -> float:
     return float(np.clip((_NULL_B * inliers - _NULL_A) / 8.0, 0.0, 1.0))
 
 
-_matcher = cv2.BFMatcher(cv2.NORM_L2)
-
-
 def tentative_matches(reg: np.ndarray, sus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Registered -> suspect correspondences passing Lowe's ratio test (index arrays)."""
     if len(sus) < 2 or len(reg) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    knn = _matcher.knnMatch(reg, sus, k=2)
-    pairs = [
-        (m.queryIdx, m.trainIdx)
-        for m, n in (p for p in knn if len(p) == 2)
-        if m.distance < RATIO * n.distance
-    ]
-    if not pairs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    src, dst = np.array(pairs, np.int64).T
-    return src, dst
+    from ._consensus import ratio_matches  # numba: not needed to compute fingerprints
+
+    reg = np.ascontiguousarray(reg, np.float32)
+    sus = np.ascontiguousarray(sus, np.float32)
+    products = reg @ (-2 * sus).T
+    return ratio_matches(products, (reg * reg).sum(1), (sus * sus).sum(1), RATIO)
 
 
 def consensus(

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from functools import cache
-from itertools import pairwise
 from typing import Final
 
 import numba
@@ -81,6 +80,8 @@ _SCALE_STEPS: Final = 8
 _Postings = tuple[np.ndarray, np.ndarray, np.ndarray]
 #: Correspondences kept from one vote for re-ranking (beyond: votes only).
 _FOUND_CAPACITY: Final = 1 << 20
+#: Votes one orientation of a query holds at first (the buffers grow when needed).
+_VOTES_CAPACITY: Final = 1 << 16
 
 
 def _angle_codes(angles: np.ndarray) -> np.ndarray:
@@ -116,24 +117,52 @@ def assign_words(y: np.ndarray, nearest: int = 1) -> tuple[np.ndarray, np.ndarra
     if len(y) == 0:
         return none
     c1 = np.argmin(_coarse_norms() - 2 * y @ m.coarse.T, axis=1)
-    c2 = np.empty((len(y), nearest), np.int64)
-    # Fine words per coarse cell: one small product per cell the descriptors fall in.
-    order = np.argsort(c1, kind="stable")
-    cells = c1[order]
-    bounds = np.r_[0, np.flatnonzero(np.diff(cells)) + 1, len(cells)]
-    for a, b in pairwise(bounds):
-        rows = order[a:b]
-        d2 = _fine_norms()[cells[a]] - 2 * y[rows] @ m.fine[cells[a]].T
-        if nearest == 1:
-            c2[rows, 0] = np.argmin(d2, axis=1)
-        else:
-            near = np.argpartition(d2, nearest - 1, axis=1)[:, :nearest]
-            c2[rows] = near
-    rows = np.repeat(np.arange(len(y)), nearest)
-    c1r, c2r = c1[rows], c2.ravel()
-    centre = m.fine[c1r, c2r]
-    bits = (y[rows] > centre).astype(np.uint64) << np.arange(32, dtype=np.uint64)
-    return (c1r * nfine + c2r).astype(np.int32), bits.sum(axis=1).astype(np.uint32), rows
+    words = np.empty(len(y) * nearest, np.int32)
+    sigs = np.empty(len(y) * nearest, np.uint32)
+    _fine_words(y, c1, m.fine, _fine_norms(), nearest, words, sigs)
+    return words, sigs, np.repeat(np.arange(len(y)), nearest)
+
+
+@numba.njit(cache=True, nogil=True)
+def _fine_words(
+    y: np.ndarray,
+    cells: np.ndarray,
+    fine: np.ndarray,
+    norms: np.ndarray,
+    nearest: int,
+    words: np.ndarray,
+    sigs: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    """The ``nearest`` fine words of each descriptor under its coarse cell, nearest
+    first (ties: the lower word), and its signature against each."""
+    nfine, dims = fine.shape[1], fine.shape[2]
+    best = np.empty(nearest, np.float32)
+    which = np.empty(nearest, np.int64)
+    for r in range(len(y)):
+        c = cells[r]
+        best[:] = np.inf
+        which[:] = 0
+        for j in range(nfine):
+            dot = np.float32(0.0)
+            for d in range(dims):
+                dot += y[r, d] * fine[c, j, d]
+            v = norms[c, j] - np.float32(2.0) * dot  # squared distance less |y|^2
+            if v < best[nearest - 1]:
+                k = nearest - 1
+                while k > 0 and v < best[k - 1]:
+                    best[k] = best[k - 1]
+                    which[k] = which[k - 1]
+                    k -= 1
+                best[k] = v
+                which[k] = j
+        for k in range(nearest):
+            j = which[k]
+            bits = 0
+            for d in range(dims):
+                if y[r, d] > fine[c, j, d]:
+                    bits |= 1 << d
+            words[r * nearest + k] = c * nfine + j
+            sigs[r * nearest + k] = bits
 
 
 @cache
@@ -158,25 +187,31 @@ def _vote(
     weights: np.ndarray,
     alive: np.ndarray,
     max_ham: int,
-    hist: np.ndarray,
-    mark: np.ndarray,
+    count: np.ndarray,
     touched: np.ndarray,
     scores: np.ndarray,
     found: np.ndarray,
+    votes: np.ndarray,
+    grouped: np.ndarray,
 ) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Vote; ``scores[:n]`` are the scores of ``touched[:n]``; ``found[:nf]`` the pairs."""
+    """Vote; ``scores[:n]`` are the scores of ``touched[:n]`` (photos in the order
+    of their first vote); ``found[:nf]`` the pairs.
+
+    ``count`` (one per photo) must be zero, and is left so. ``votes`` and
+    ``grouped`` hold every vote of the query; ``(-1, 0)`` when they are too small.
+    """
     n = 0
     nf = 0
-    nb = hist.shape[1] // 2
+    nv = 0
     longest = 0
     for i in range(len(words)):
         longest = max(longest, offsets[words[i] + 1] - offsets[words[i]])
     dist = np.empty(longest, np.int64)
     near = np.empty(longest, np.int64)
+    metas = np.empty(longest, np.uint64)
     for i in range(len(words)):
         w = words[i]
         s = sigs[i]
-        wt = weights[w]
         qa = np.int64(angles[i])
         qs = np.int64(scales[i])
         lo, hi = offsets[w], offsets[w + 1]
@@ -192,36 +227,66 @@ def _vote(
         for k in range(hi - lo):
             near[m] = lo + k
             m += dist[k] <= max_ham
+        for k in range(m):  # loads that do not wait for one another: all miss the cache
+            metas[k] = post_meta[near[k]]
         for k in range(m):
-            p = near[k]
-            meta = post_meta[p]  # photo | feature << 32 | angle << 48 | scale << 56
+            meta = metas[k]  # photo | feature << 32 | angle << 48 | scale << 56
             ph = np.int64(meta & 0xFFFFFFFF)
-            if alive[ph]:
-                if not mark[ph]:
-                    mark[ph] = True
-                    touched[n] = ph
-                    n += 1
-                da = ((qa - np.int64((meta >> 48) & 255)) & 255) >> 4
-                ds = min(max((qs - np.int64(meta >> 56) + 32) >> 2, 0), nb - 1)
-                hist[ph, da] += wt
-                hist[ph, nb + ds] += wt
-                if nf < found.shape[0]:  # the correspondence, for re-ranking
-                    found[nf, 0] = ph
-                    found[nf, 1] = i
-                    found[nf, 2] = (meta >> 32) & 0xFFFF
-                    nf += 1
-    # A photo's score: the smaller of the two peaks (two neighbouring bins each).
+            if not alive[ph]:
+                continue
+            if nv == len(votes):
+                for t in range(n):
+                    count[touched[t]] = 0
+                return -1, 0
+            if count[ph] == 0:
+                touched[n] = ph
+                n += 1
+            count[ph] += 1
+            da = ((qa - np.int64((meta >> 48) & 255)) & 255) >> 4
+            step = (qs - np.int64(meta >> 56) + 32) >> 2
+            ds = 0 if step < 0 else (_BINS - 1 if step >= _BINS else step)
+            # the rotation and scale bins beside the suspect feature's row
+            votes[nv] = ph | (i << 32) | ((da | (ds << 4)) << 48)
+            nv += 1
+            if nf < found.shape[0]:  # the correspondence, for re-ranking
+                found[nf, 0] = ph
+                found[nf, 1] = i
+                found[nf, 2] = (meta >> 32) & 0xFFFF
+                nf += 1
+    # The histograms are summed photo by photo from the votes grouped by photo
+    # (in touched order, each photo's votes in their order): a histogram per
+    # registered photo, updated in place, would miss the cache on every vote.
+    end = 0
     for t in range(n):
         ph = touched[t]
+        c = count[ph]
+        count[ph] = end
+        end += c
+    for v in range(nv):
+        ph = votes[v] & 0xFFFFFFFF
+        j = count[ph]
+        count[ph] = j + 1
+        grouped[j] = (votes[v] >> 32) & 0xFFFFFFFF
+    hist = np.zeros(2 * _BINS, np.float32)
+    a = 0
+    for t in range(n):
+        ph = touched[t]
+        b = count[ph]
+        count[ph] = 0
+        for j in range(a, b):
+            wt = weights[words[grouped[j] & 0xFFFF]]
+            code = grouped[j] >> 16
+            hist[code & 15] += wt
+            hist[_BINS + (code >> 4)] += wt
+        a = b
+        # A photo's score: the smaller of the two peaks (two neighbouring bins each).
         best_a = 0.0
         best_s = 0.0
-        for b in range(nb):
-            best_a = max(best_a, hist[ph, b] + hist[ph, (b + 1) % nb])
-            if b + 1 < nb:
-                best_s = max(best_s, hist[ph, nb + b] + hist[ph, nb + b + 1])
-        for b in range(2 * nb):
-            hist[ph, b] = 0.0
-        mark[ph] = False
+        for k in range(_BINS):
+            best_a = max(best_a, hist[k] + hist[(k + 1) % _BINS])
+            if k + 1 < _BINS:
+                best_s = max(best_s, hist[_BINS + k] + hist[_BINS + k + 1])
+        hist[:] = 0.0
         scores[t] = min(best_a, best_s)
     return n, nf
 
@@ -247,6 +312,15 @@ def _group(
             out[fill[g]] = corr[r]
             fill[g] += 1
     return out, bounds
+
+
+def _best(v: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(-v, kind="stable")[:k]`` without sorting all of ``v``."""
+    if len(v) <= k:
+        return np.argsort(-v, kind="stable")
+    kth = np.partition(-v, k - 1)[k - 1]
+    near = np.flatnonzero(-v <= kth)  # the k best and every tie of the k-th, in order
+    return near[np.argsort(-v[near], kind="stable")][:k]
 
 
 def _pack(photo: np.ndarray, feat: np.ndarray, angle: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -296,8 +370,9 @@ class DerivativeIndex:
         self._offsets = np.zeros(self._nwords + 1, np.int64)
         self._weights = np.ones(self._nwords, np.float32)
         self._removed = 0
-        self._hist = np.zeros((0, 2 * _BINS), np.float32)
-        self._mark = np.zeros(0, np.bool_)
+        self._count = np.zeros(0, np.int32)
+        self._votes = np.zeros(_VOTES_CAPACITY, np.int64)
+        self._grouped = np.zeros(_VOTES_CAPACITY, np.int32)
         # Per-search scratch, sized with the index and reused (never allocated per query).
         self._touched = np.zeros(0, np.int64)
         self._score = np.zeros(0, np.float32)
@@ -326,7 +401,9 @@ class DerivativeIndex:
             self._word = np.zeros(0, np.int32)
             self._sig = np.zeros(0, np.uint32)
             self._meta = np.zeros(0, np.uint64)
-            self._hist = np.zeros((0, 2 * _BINS), np.float32)
+            self._count = np.zeros(0, np.int32)
+            self._votes = np.zeros(0, np.int64)
+            self._grouped = np.zeros(0, np.int32)
             self._closed = True
 
     def add(self, key: Hashable, fingerprint: DerivativeFingerprint) -> None:
@@ -366,7 +443,7 @@ class DerivativeIndex:
         self._build()
         postings = self._sig.nbytes + self._meta.nbytes
         fps = sum(fp.size_bytes for fp in self._fps if fp is not None)
-        work = self._hist.nbytes + self._mark.nbytes + self._found.nbytes
+        work = sum(a.nbytes for a in (self._count, self._votes, self._grouped, self._found))
         return postings + self._offsets.nbytes + fps + work
 
     def _build(self) -> None:
@@ -389,8 +466,7 @@ class DerivativeIndex:
         self._alive = alive
         self._pending.clear()
         self._removed = 0
-        self._hist = np.zeros((len(self._keys), 2 * _BINS), np.float32)
-        self._mark = np.zeros(len(self._keys), np.bool_)
+        self._count = np.zeros(len(self._keys), np.int32)
         self._touched = np.zeros(len(self._keys), np.int64)
         self._score = np.zeros(len(self._keys), np.float32)
         self._slot = np.full(len(self._keys), -1, np.int64)
@@ -414,14 +490,10 @@ class DerivativeIndex:
         for mirrored in (False, True):
             i = int(mirrored)
             words, sigs, rows = assign_words(features.descriptors[i], MULTIPLE_ASSIGNMENT)
-            n, nf = _vote(
-                self._offsets, self._sig, self._meta, words, sigs,
-                _angle_codes(features.angles[i])[rows], scales[rows], self._weights,
-                self._alive, MAX_HAMMING, self._hist, self._mark, touched, scores, self._found,
-            )  # fmt: skip
+            n, nf = self._vote(words, sigs, _angle_codes(features.angles[i])[rows], scales[rows])
             hit = touched[:n]
             v = scores[:n]
-            top = np.argsort(-v, kind="stable")[:SHORTLIST]
+            top = _best(v, SHORTLIST)
             top = top[v[top] >= MIN_VOTES]
             short, votes = hit[top], v[top]
             agree = self._rerank(features, i, short, self._found[:nf], rows)
@@ -431,6 +503,24 @@ class DerivativeIndex:
             )
         found.sort(key=lambda c: -c[2])
         return found[:k]
+
+    def _vote(
+        self, words: np.ndarray, sigs: np.ndarray, angles: np.ndarray, scales: np.ndarray
+    ) -> tuple[int, int]:
+        """:func:`_vote` on this index, its vote buffers grown until they hold every vote."""
+        if len(words) >= 1 << 16:  # a vote keeps its suspect row in 16 bits
+            raise ValueError(f"{len(words)} suspect words, at most 65,535 per orientation")
+        while True:
+            n, nf = _vote(
+                self._offsets, self._sig, self._meta, words, sigs, angles, scales,
+                self._weights, self._alive, MAX_HAMMING, self._count, self._touched,
+                self._score, self._found, self._votes, self._grouped,
+            )  # fmt: skip
+            if n >= 0:
+                return n, nf
+            size = 2 * len(self._votes)
+            self._votes = np.zeros(size, np.int64)
+            self._grouped = np.zeros(size, np.int32)
 
     def _rerank(
         self,
