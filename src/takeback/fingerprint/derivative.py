@@ -72,6 +72,7 @@ __all__ = [
     "derivative_from_file",
     "derivative_from_pixels",
     "suspect_features",
+    "to_working",
     "verify_derivative",
     "working_geometry",
     "working_scale",
@@ -890,10 +891,19 @@ def working_geometry(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Working-size positions, sizes and angles (float32) of the features ``feat``."""
     scale = working_scale(fp.width, fp.height)
+    return to_working(fp.points[feat], fp.sizes[feat], fp.angles[feat], scale)
+
+
+def to_working(
+    points: np.ndarray, sizes: np.ndarray, angles: np.ndarray, scale: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-size feature geometry -> working size (float32); ``scale`` is
+    :func:`working_scale`, one for all features or one per feature."""
+    s = np.asarray(scale, np.float64)
     return (
-        ((fp.points[feat] + 0.5) / scale - 0.5).astype(np.float32),
-        (fp.sizes[feat] / scale).astype(np.float32),
-        fp.angles[feat].astype(np.float32),
+        ((points + 0.5) / s[..., None] - 0.5).astype(np.float32),
+        (sizes / s).astype(np.float32),
+        angles.astype(np.float32),
     )
 
 

@@ -52,8 +52,8 @@ from .derivative import (
     dequantize,
     model,
     suspect_features,
+    to_working,
     verify_derivative,
-    working_geometry,
     working_scale,
 )
 
@@ -539,15 +539,17 @@ class DerivativeIndex:
         corr, bounds = _group(corr, slot, len(short))
         slot[short] = -1
         feat = corr[:, 2]
-        rp = np.empty((len(corr), 2), np.float32)
-        rs = np.empty(len(corr), np.float32)
-        ra = np.empty(len(corr), np.float32)
+        # only the matched features' geometry: no descriptors are decoded for
+        # a photo that is not verified
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        scales = np.empty(len(short), np.float64)
         for g, ph in enumerate(short):
-            a, b = bounds[g], bounds[g + 1]
-            fp = self._fps[int(ph)]
-            # only the matched features' geometry: no descriptors are decoded
-            # for a photo that is not verified
-            rp[a:b], rs[a:b], ra[a:b] = working_geometry(fp, feat[a:b])  # type: ignore[arg-type]
+            fp: DerivativeFingerprint = self._fps[int(ph)]  # type: ignore[assignment]
+            f = feat[bounds[g] : bounds[g + 1]]
+            parts.append((fp.points[f], fp.sizes[f], fp.angles[f]))
+            scales[g] = working_scale(fp.width, fp.height)
+        points, sizes, angles = (np.concatenate(c) for c in zip(*parts, strict=True))
+        rp, rs, ra = to_working(points, sizes, angles, np.repeat(scales, np.diff(bounds)))
         q = rows[corr[:, 1]]
         agreement(
             bounds, rp, rs, ra, features.points[orientation][q], features.sizes[q],
