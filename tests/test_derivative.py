@@ -321,6 +321,62 @@ def test_a_caption_bar_is_found_when_its_text_reaches_the_edge(
     assert not mask[20 : h // 2 - 10, 20:-20].any()
 
 
+def test_words_are_the_nearest_centres_and_signatures_their_sides(
+    originals: dict[str, np.ndarray],
+) -> None:
+    # A suspect's features, as-is and mirrored: each goes to its nearest coarse
+    # cell, then to the two nearest fine words in it, nearest first (worked out
+    # here in float64, so only near-ties may differ); each signature bit says on
+    # which side of the word's centre the descriptor lies along that axis.
+    from takeback.fingerprint.derivative import model
+    from takeback.fingerprint.derivative_index import assign_words
+
+    m = model()
+    feats = suspect_features(originals["astronaut.png"])
+    y = np.concatenate(feats.descriptors).astype(np.float64)
+    words, sigs, rows = assign_words(np.concatenate(feats.descriptors), nearest=2)
+    assert np.array_equal(rows, np.repeat(np.arange(len(y)), 2))
+    c2 = ((y[:, None, :] - m.coarse[None]) ** 2).sum(2)
+    cells = c2.argmin(1)
+    d2 = ((y[:, None, :] - m.fine[cells].astype(np.float64)) ** 2).sum(2)
+    want = np.argsort(d2, axis=1, kind="stable")[:, :2]
+
+    def gap(d: np.ndarray, n: int) -> np.ndarray:
+        return np.diff(np.sort(d, axis=1)[:, : n + 1], axis=1).min(axis=1)
+
+    clear = (gap(c2, 1) > 1e-4) & (gap(d2, 2) > 1e-4)
+    assert clear.mean() > 0.95
+    got = words.reshape(-1, 2)
+    nfine = m.fine.shape[1]
+    assert np.array_equal((got // nfine)[clear], np.stack([cells, cells], 1)[clear])
+    assert np.array_equal((got % nfine)[clear], want[clear])
+    centre = m.fine[got // nfine, got % nfine]  # (L, 2, 32)
+    side = (y[:, None, :] > centre).astype(np.uint64) << np.arange(32, dtype=np.uint64)
+    assert np.array_equal(sigs.reshape(-1, 2), side.sum(axis=2).astype(np.uint32))
+
+
+def test_tentative_matches_are_lowes_ratio_test(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    # Against a float64 brute force: each registered feature's nearest suspect
+    # feature, kept when it is under 0.9 x the second nearest (near-ties aside).
+    from takeback.fingerprint.derivative import RATIO, _registered, tentative_matches
+
+    reg = _registered(fps["coffee.png"]).desc
+    for name in ("coffee.png", "astronaut.png"):
+        sus = suspect_features(originals[name][30:, ::-1]).descriptors[1]
+        d = np.sqrt(((reg[:, None, :].astype(np.float64) - sus[None]) ** 2).sum(2))
+        order = np.argsort(d, axis=1)
+        first, second = np.take_along_axis(d, order[:, :2], axis=1).T
+        clear = np.abs(first - RATIO * second) > 1e-5 * second
+        src, dst = tentative_matches(reg, sus)
+        got = np.zeros(len(reg), bool)
+        got[src] = True
+        assert np.array_equal(got[clear], (first < RATIO * second)[clear])
+        assert np.array_equal(dst, order[src, 0])
+    assert len(tentative_matches(reg, sus[:1])[0]) == 0  # no second nearest
+
+
 def test_votes_either_side_of_zero_rotation_count_together() -> None:
     # A copy turned by a degree or two votes into the first and the last
     # rotation bins; the two are neighbours and must add up.
