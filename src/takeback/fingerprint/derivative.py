@@ -74,7 +74,6 @@ __all__ = [
     "suspect_features",
     "to_working",
     "verify_derivative",
-    "working_geometry",
     "working_scale",
 ]
 
@@ -886,14 +885,6 @@ def working_scale(width: int, height: int) -> float:
     return width / round(width * WORKING_SIZE / max(width, height))
 
 
-def working_geometry(
-    fp: DerivativeFingerprint, feat: np.ndarray | slice = slice(None)
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Working-size positions, sizes and angles (float32) of the features ``feat``."""
-    scale = working_scale(fp.width, fp.height)
-    return to_working(fp.points[feat], fp.sizes[feat], fp.angles[feat], scale)
-
-
 def to_working(
     points: np.ndarray, sizes: np.ndarray, angles: np.ndarray, scale: float | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -913,7 +904,7 @@ def _registered(fp: DerivativeFingerprint) -> _Registered:
         scale = working_scale(fp.width, fp.height)
         cached = _Registered(
             dequantize(fp.descriptors),
-            *working_geometry(fp),
+            *to_working(fp.points, fp.sizes, fp.angles, scale),
             scale,
             (round(fp.width / scale), round(fp.height / scale)),
         )
