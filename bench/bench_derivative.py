@@ -548,6 +548,59 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+def _timed_suspect(args: argparse.Namespace, name: str, tag: str) -> bytes:
+    """The encoded suspect of one timed query (the same bytes on every run)."""
+    r = suite.rng_for(args.seed, "query", name, tag)
+    donors = [n for n in _STATE["strangers"] if n != name]
+    donor = _STATE["originals"][donors[int(r.integers(len(donors)))]]
+    return suite.make_case(_STATE["originals"][name], donor, tag.split(":")[0], r).jpeg
+
+
+#: What a lookup spends its time on: (stage, the profiled function, its file).
+_STAGES: list[tuple[str, str, str]] = [
+    ("decode", "load_rgb", "imageio.py"),
+    ("suspect features (all)", "suspect_features", "derivative.py"),
+    ("  SIFT: detect and describe", "detectAndCompute", "~"),
+    ("  caption bands", "edge_bands", "derivative.py"),
+    ("word assignment", "assign_words", "derivative_index.py"),
+    ("vote", "_vote", "derivative_index.py"),
+    ("shortlist", "_best", "derivative_index.py"),
+    ("re-ranking", "_rerank", "derivative_index.py"),
+    ("verification", "verify_derivative", "derivative.py"),
+    ("whole lookup", "search", "derivative_index.py"),
+]
+
+
+def _profile(
+    args: argparse.Namespace, index: DerivativeIndex, suspects: list[bytes]
+) -> dict[str, float]:
+    """Mean milliseconds per lookup spent in each stage (cumulative, cProfile)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    for jpeg in suspects:
+        prof.enable()
+        index.search(load_rgb(jpeg, name="suspect"), k=args.k)
+        prof.disable()
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    out: dict[str, float] = {}
+    for stage, func, file in _STAGES:
+        # A built-in's "file" is "~" and its name "<method 'name' of ...>"; a
+        # compiled function of the same name as its Python caller (numba's
+        # _vote) is listed too, inside its caller's time: the larger is taken.
+        cum = max(
+            (
+                v[3]
+                for (f, _, fn), v in stats.items()
+                if f.endswith(file) and (fn == func or f"'{func}'" in fn)
+            ),
+            default=0.0,
+        )
+        out[stage] = round(1000 * cum / len(suspects), 2)
+    return out
+
+
 def _scaling(
     args: argparse.Namespace, index: DerivativeIndex, queries: list[tuple[str, str, bool]]
 ) -> dict[str, Any]:
@@ -580,14 +633,10 @@ def _scaling(
         build_s = time.perf_counter() - t
         la0 = _loadavg()
         lat, found = [], 0
-        for name, tag, _ in queries:
-            kind = tag.split(":")[0]
-            r = suite.rng_for(args.seed, "query", name, tag)
-            donors = [n for n in _STATE["strangers"] if n != name]
-            donor = _STATE["originals"][donors[int(r.integers(len(donors)))]]
-            case = suite.make_case(_STATE["originals"][name], donor, kind, r)
+        suspects = [_timed_suspect(args, name, tag) for name, tag, _ in queries]
+        for (name, _, _), jpeg in zip(queries, suspects, strict=True):
             t0 = time.perf_counter()
-            res = sub.search(load_rgb(case.jpeg, name="suspect"), k=args.k)
+            res = sub.search(load_rgb(jpeg, name="suspect"), k=args.k)
             lat.append(time.perf_counter() - t0)
             found += int(bool(res) and res[0][0] == name)
         out[str(size)] = {
@@ -604,6 +653,8 @@ def _scaling(
             "rss_growth_mib": round(_rss_mib() - rss0, 1),
             "loadavg": [la0, _loadavg()],
         }
+        if args.profile:  # a second pass over the same suspects, not in the times above
+            out[str(size)]["stages_ms"] = _profile(args, sub, suspects)
         print(f"  scale {size}: {out[str(size)]}", flush=True)
         sub.close()
         del sub
@@ -646,6 +697,11 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[1000, 10_000, 100_000],
         help="bank sizes of the timing curve (real entries first, then synthetic)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the timed lookups by stage (a second, untimed pass)",
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)

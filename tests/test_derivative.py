@@ -180,7 +180,8 @@ def test_index_agrees_with_brute_force(
             # vote buffers too small for the query's votes are grown, same candidates
             feats = suspect_features(suspect)
             want = index.candidates(feats)
-            index._votes, index._grouped = np.zeros(8, np.int64), np.zeros(8, np.int32)
+            index._votes, index._feats = np.zeros(8, np.int64), np.zeros(8, np.uint16)
+            index._grouped = np.zeros(8, np.int64)
             assert index.candidates(feats) == want and len(index._votes) > 8
     index.close()  # idempotent
 
@@ -385,14 +386,14 @@ def test_votes_either_side_of_zero_rotation_count_together() -> None:
     angles = np.array([2, 250, 3, 253], np.uint8)  # rotation bins 0, 15, 0, 15 against 0
     meta = _pack(np.zeros(4, np.uint32), np.arange(4, dtype=np.uint16), angles,
                  np.full(4, 20, np.uint8))  # fmt: skip
-    touched, scores = np.zeros(1, np.int64), np.zeros(1, np.float32)
-    n, nf = _vote(
+    touched, scores, starts = np.zeros(1, np.int64), np.zeros(1, np.float32), np.zeros(2, np.int64)
+    n = _vote(
         np.array([0, 4], np.int64), np.zeros(4, np.uint32), meta, np.zeros(1, np.int32),
         np.zeros(1, np.uint32), np.zeros(1, np.uint8), np.full(1, 20, np.uint8),
         np.ones(1, np.float32), np.ones(1, np.bool_), 9, np.zeros(1, np.int32), touched,
-        scores, np.zeros((8, 3), np.int32), np.zeros(8, np.int64), np.zeros(8, np.int32),
+        scores, starts, np.zeros(8, np.int64), np.zeros(8, np.uint16), np.zeros(8, np.int64),
     )  # fmt: skip
-    assert (n, nf) == (1, 4)
+    assert n == 1 and starts.tolist() == [0, 4]
     assert scores[0] == 4.0
 
 
@@ -426,9 +427,9 @@ def _reference_vote(
 
 
 def test_the_compiled_vote_agrees_with_a_plain_one() -> None:
-    # Random posting lists over 40 photos (some withdrawn), votes beyond the
-    # first buffer: the index grows its buffers and the photos, their scores
-    # (to the last bit) and the correspondences are those of the plain vote.
+    # Random posting lists over 40 photos (some withdrawn, some with one vote),
+    # votes beyond the first buffer: the photos, their scores (to the last bit)
+    # and each photo's correspondences in order are those of the plain vote.
     from takeback.fingerprint.derivative_index import _pack, _vote
 
     rng = np.random.default_rng(5)
@@ -455,17 +456,30 @@ def test_the_compiled_vote_agrees_with_a_plain_one() -> None:
     )
     assert len(want_found) > 64
     count, touched = np.zeros(photos, np.int32), np.zeros(photos, np.int64)
-    scores, found = np.zeros(photos, np.float32), np.zeros((len(want_found), 3), np.int32)
+    scores, starts = np.zeros(photos, np.float32), np.zeros(photos + 1, np.int64)
     args = (offsets, sig, meta, words, sigs, angles, scales, weights, alive, 9, count,
-            touched, scores, found)  # fmt: skip
-    assert _vote(*args, np.zeros(64, np.int64), np.zeros(64, np.int32)) == (-1, 0)
+            touched, scores, starts)  # fmt: skip
+
+    def buffers(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.zeros(size, np.int64), np.zeros(size, np.uint16), np.zeros(size, np.int64)
+
+    assert _vote(*args, *buffers(64)) == -1
     assert not count.any()  # left as it was found when the buffers are too small
     size = len(want_found)
-    n, nf = _vote(*args, np.zeros(size, np.int64), np.zeros(size, np.int32))
+    votes, feats, grouped = buffers(size)
+    n = _vote(*args, votes, feats, grouped)
     assert not count.any()
     assert touched[:n].tolist() == want_photos
     assert scores[:n].tolist() == want_scores
-    assert nf == len(want_found) and [tuple(r) for r in found[:nf].tolist()] == want_found
+    assert starts[n] == size
+    got = [
+        (int(touched[t]), int(c & 0xFFFF), int(c >> 24))
+        for t in range(n)
+        for c in grouped[starts[t] : starts[t + 1]]
+    ]
+    assert got == sorted(want_found, key=lambda c: want_photos.index(c[0]))
+    ones = np.diff(starts[: n + 1]) == 1
+    assert ones.any() and not ones.all()
 
 
 @given(
@@ -481,24 +495,29 @@ def test_the_shortlist_is_a_stable_sort_of_the_scores(scores: list[float], k: in
     assert _best(v, k).tolist() == np.argsort(-v, kind="stable")[:k].tolist()
 
 
-def test_correspondences_are_grouped_by_shortlisted_photo_in_order() -> None:
-    # The compiled grouping agrees with a stable sort by slot: the rows of
-    # shortlisted photos only, each group in its original order.
-    from takeback.fingerprint.derivative_index import _group
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 255), st.booleans()), min_size=1, max_size=40),
+        min_size=1,
+        max_size=12,
+    ).filter(lambda rows: len({len(r) for r in rows}) == 1)
+)
+def test_line_medians_are_numpy_medians_of_the_free_values(
+    rows: list[list[tuple[int, bool]]],
+) -> None:
+    # The caption-bar search takes each line's median grey level over the
+    # pixels no other band holds; counting levels gives numpy's median.
+    from takeback.fingerprint._consensus import line_medians
 
-    rng = np.random.default_rng(3)
-    corr = rng.integers(0, 50, (2000, 3)).astype(np.int32)
-    slot = np.full(50, -1, np.int64)
-    short = rng.choice(50, 7, replace=False)
-    slot[short] = np.arange(7)
-    grouped, bounds = _group(corr, slot, 7)
-    which = slot[corr[:, 0]]
-    keep = which >= 0
-    order = np.argsort(which[keep], kind="stable")
-    assert np.array_equal(grouped, corr[keep][order])
-    assert np.array_equal(bounds, np.searchsorted(which[keep][order], np.arange(8)))
-    empty, none = _group(corr[:0], slot, 7)
-    assert len(empty) == 0 and not none.any()
+    lines = np.array([[v for v, _ in r] for r in rows], np.int16)
+    free = np.array([[f for _, f in r] for r in rows], np.bool_)
+    got = line_medians(lines, free)
+    for r in range(len(lines)):
+        if free[r].any():
+            assert got[r] == np.median(lines[r][free[r]])
+        else:
+            assert got[r] == 32767.0
+    assert np.array_equal(line_medians(lines, np.ones_like(free)), np.median(lines, axis=1))
 
 
 def test_a_small_recompressed_caption_bar_is_found(originals: dict[str, np.ndarray]) -> None:

@@ -11,7 +11,9 @@ a proposal when the transform puts it within ``reproj`` pixels (scaled with
 the transform) and its own scale change and rotation are within tolerance.
 :func:`~.derivative.consensus` refines the winning proposal;
 :class:`~.derivative_index.DerivativeIndex` re-ranks candidates by its count.
-Kept apart so that computing a fingerprint never imports numba.
+:func:`line_medians` serves the suspect's border and caption-bar search
+(:func:`~.derivative.edge_bands`). Kept apart so that computing a fingerprint
+never imports numba.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["agreement", "best_proposal", "ratio_matches"]
+__all__ = ["agreement", "best_proposal", "line_medians", "ratio_matches"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -120,3 +122,35 @@ def agreement(
             out[g] = best_proposal(
                 rp, rs, ra, sp, ss, sa, bounds[g], bounds[g + 1], reproj, scale_tol, angle_tol
             )[1]
+
+
+@numba.njit(cache=True, nogil=True)
+def line_medians(lines: np.ndarray, free: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Median of each line's ``free`` values (grey levels 0-255), as ``np.median``
+    gives it: the middle value, or the mean of the two middle values; found by
+    counting levels instead of sorting. A line with none free gets 32767 (no
+    grey level)."""
+    out = np.empty(lines.shape[0], np.float64)
+    hist = np.zeros(256, np.int64)
+    for r in range(lines.shape[0]):
+        hist[:] = 0
+        k = 0
+        for c in range(lines.shape[1]):
+            if free[r, c]:
+                hist[lines[r, c]] += 1
+                k += 1
+        if k == 0:
+            out[r] = 32767.0
+            continue
+        lo_rank, hi_rank = (k - 1) // 2, k // 2
+        lo = hi = -1
+        seen = 0
+        for v in range(256):
+            seen += hist[v]
+            if lo < 0 and seen > lo_rank:
+                lo = v
+            if seen > hi_rank:
+                hi = v
+                break
+        out[r] = (lo + np.float64(hi)) / 2
+    return out

@@ -622,11 +622,13 @@ def _band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | Non
     """Where a band starting at line ``depth`` ends (exclusive), or None."""
     if limit <= depth:
         return None
+    from ._consensus import line_medians  # numba: not needed to compute fingerprints
+
     lines = np.ascontiguousarray(s[depth:limit])
     free = ~m[depth:limit]
     count = np.maximum(free.sum(axis=1), 1)
     # lines crossing a band found on another side: the median of their free part
-    levels = np.median(lines, axis=1) if free.all() else _free_medians(lines, free)
+    levels = line_medians(lines, np.ascontiguousarray(free))
     own = (np.abs(lines - levels[:, None]) <= _BAND_TOL) & free
     uniform = np.flatnonzero(own.sum(axis=1) >= _BAND_UNIFORM * count)
     if len(uniform) == 0:
@@ -642,14 +644,6 @@ def _band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | Non
         elif (misses := misses + 1) > 4:
             break
     return depth + end if end >= 2 else None
-
-
-def _free_medians(lines: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Median of each line's free values (int16 lines, each with some free)."""
-    k = free.sum(axis=1)
-    ranked = np.sort(np.where(free, lines, np.iinfo(np.int16).max), axis=1)
-    row = np.arange(len(lines))
-    return (ranked[row, (k - 1) // 2] + ranked[row, k // 2].astype(np.float64)) / 2
 
 
 def _caption_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:

@@ -78,8 +78,6 @@ _SCALE_STEPS: Final = 8
 
 
 _Postings = tuple[np.ndarray, np.ndarray, np.ndarray]
-#: Correspondences kept from one vote for re-ranking (beyond: votes only).
-_FOUND_CAPACITY: Final = 1 << 20
 #: Votes one orientation of a query holds at first (the buffers grow when needed).
 _VOTES_CAPACITY: Final = 1 << 16
 
@@ -190,18 +188,22 @@ def _vote(
     count: np.ndarray,
     touched: np.ndarray,
     scores: np.ndarray,
-    found: np.ndarray,
+    starts: np.ndarray,
     votes: np.ndarray,
+    feats: np.ndarray,
     grouped: np.ndarray,
-) -> tuple[int, int]:  # pragma: no cover - compiled
-    """Vote; ``scores[:n]`` are the scores of ``touched[:n]`` (photos in the order
-    of their first vote); ``found[:nf]`` the pairs.
+) -> int:  # pragma: no cover - compiled
+    """Vote; returns ``n``, the number of photos voted for, or -1 when the vote
+    buffers are too small.
 
-    ``count`` (one per photo) must be zero, and is left so. ``votes`` and
-    ``grouped`` hold every vote of the query; ``(-1, 0)`` when they are too small.
+    ``scores[:n]`` are the scores of ``touched[:n]`` (photos in the order of
+    their first vote). Photo ``touched[t]``'s correspondences are
+    ``grouped[starts[t]:starts[t + 1]]``, in the order of their votes, each
+    ``row | code << 16 | feature << 24``: the suspect word's row, the rotation
+    and scale bins, the registered feature. ``count`` (one per photo) must be
+    zero, and is left so; ``votes``, ``feats`` and ``grouped`` hold every vote.
     """
     n = 0
-    nf = 0
     nv = 0
     longest = 0
     for i in range(len(words)):
@@ -237,7 +239,7 @@ def _vote(
             if nv == len(votes):
                 for t in range(n):
                     count[touched[t]] = 0
-                return -1, 0
+                return -1
             if count[ph] == 0:
                 touched[n] = ph
                 n += 1
@@ -247,38 +249,36 @@ def _vote(
             ds = 0 if step < 0 else (_BINS - 1 if step >= _BINS else step)
             # the rotation and scale bins beside the suspect feature's row
             votes[nv] = ph | (i << 32) | ((da | (ds << 4)) << 48)
+            feats[nv] = (meta >> 32) & 0xFFFF
             nv += 1
-            if nf < found.shape[0]:  # the correspondence, for re-ranking
-                found[nf, 0] = ph
-                found[nf, 1] = i
-                found[nf, 2] = (meta >> 32) & 0xFFFF
-                nf += 1
-    # The histograms are summed photo by photo from the votes grouped by photo
-    # (in touched order, each photo's votes in their order): a histogram per
-    # registered photo, updated in place, would miss the cache on every vote.
+    # The votes grouped by photo (in touched order, each photo's votes in their
+    # order): a histogram per registered photo, updated in place, would miss
+    # the cache on every vote.
     end = 0
     for t in range(n):
         ph = touched[t]
         c = count[ph]
         count[ph] = end
+        starts[t] = end
         end += c
+    starts[n] = end
     for v in range(nv):
         ph = votes[v] & 0xFFFFFFFF
         j = count[ph]
         count[ph] = j + 1
-        grouped[j] = (votes[v] >> 32) & 0xFFFFFFFF
+        grouped[j] = (votes[v] >> 32) | (np.int64(feats[v]) << 24)
     hist = np.zeros(2 * _BINS, np.float32)
-    a = 0
     for t in range(n):
-        ph = touched[t]
-        b = count[ph]
-        count[ph] = 0
+        count[touched[t]] = 0
+        a, b = starts[t], starts[t + 1]
+        if b - a == 1:  # most photos: one chance vote, both peaks are its weight
+            scores[t] = weights[words[grouped[a] & 0xFFFF]]
+            continue
         for j in range(a, b):
             wt = weights[words[grouped[j] & 0xFFFF]]
-            code = grouped[j] >> 16
+            code = (grouped[j] >> 16) & 255
             hist[code & 15] += wt
             hist[_BINS + (code >> 4)] += wt
-        a = b
         # A photo's score: the smaller of the two peaks (two neighbouring bins each).
         best_a = 0.0
         best_s = 0.0
@@ -288,30 +288,7 @@ def _vote(
                 best_s = max(best_s, hist[_BINS + k] + hist[_BINS + k + 1])
         hist[:] = 0.0
         scores[t] = min(best_a, best_s)
-    return n, nf
-
-
-@numba.njit(cache=True, nogil=True)
-def _group(
-    corr: np.ndarray, slot: np.ndarray, groups: int
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    """The rows of ``corr`` whose photo has a ``slot`` (>= 0), grouped by slot
-    in their order, and the ``groups + 1`` bounds of the groups."""
-    bounds = np.zeros(groups + 1, np.int64)
-    for r in range(len(corr)):
-        g = slot[corr[r, 0]]
-        if g >= 0:
-            bounds[g + 1] += 1
-    for g in range(groups):
-        bounds[g + 1] += bounds[g]
-    fill = bounds[:-1].copy()
-    out = np.empty((bounds[groups], corr.shape[1]), corr.dtype)
-    for r in range(len(corr)):
-        g = slot[corr[r, 0]]
-        if g >= 0:
-            out[fill[g]] = corr[r]
-            fill[g] += 1
-    return out, bounds
+    return n
 
 
 def _best(v: np.ndarray, k: int) -> np.ndarray:
@@ -366,17 +343,17 @@ class DerivativeIndex:
         self._word = np.zeros(0, np.int32)
         self._sig = np.zeros(0, np.uint32)
         self._meta = np.zeros(0, np.uint64)
-        self._found = np.zeros((_FOUND_CAPACITY, 3), np.int32)
         self._offsets = np.zeros(self._nwords + 1, np.int64)
         self._weights = np.ones(self._nwords, np.float32)
         self._removed = 0
         self._count = np.zeros(0, np.int32)
         self._votes = np.zeros(_VOTES_CAPACITY, np.int64)
-        self._grouped = np.zeros(_VOTES_CAPACITY, np.int32)
+        self._feats = np.zeros(_VOTES_CAPACITY, np.uint16)
+        self._grouped = np.zeros(_VOTES_CAPACITY, np.int64)
         # Per-search scratch, sized with the index and reused (never allocated per query).
         self._touched = np.zeros(0, np.int64)
         self._score = np.zeros(0, np.float32)
-        self._slot = np.zeros(0, np.int64)
+        self._starts = np.zeros(1, np.int64)
         self._closed = False
 
     def __len__(self) -> int:
@@ -403,7 +380,8 @@ class DerivativeIndex:
             self._meta = np.zeros(0, np.uint64)
             self._count = np.zeros(0, np.int32)
             self._votes = np.zeros(0, np.int64)
-            self._grouped = np.zeros(0, np.int32)
+            self._feats = np.zeros(0, np.uint16)
+            self._grouped = np.zeros(0, np.int64)
             self._closed = True
 
     def add(self, key: Hashable, fingerprint: DerivativeFingerprint) -> None:
@@ -443,7 +421,7 @@ class DerivativeIndex:
         self._build()
         postings = self._sig.nbytes + self._meta.nbytes
         fps = sum(fp.size_bytes for fp in self._fps if fp is not None)
-        work = sum(a.nbytes for a in (self._count, self._votes, self._grouped, self._found))
+        work = sum(a.nbytes for a in (self._count, self._votes, self._feats, self._grouped))
         return postings + self._offsets.nbytes + fps + work
 
     def _build(self) -> None:
@@ -469,7 +447,7 @@ class DerivativeIndex:
         self._count = np.zeros(len(self._keys), np.int32)
         self._touched = np.zeros(len(self._keys), np.int64)
         self._score = np.zeros(len(self._keys), np.float32)
-        self._slot = np.full(len(self._keys), -1, np.int64)
+        self._starts = np.zeros(len(self._keys) + 1, np.int64)
 
     def candidates(
         self, features: SuspectFeatures, k: int = TOP_K
@@ -490,13 +468,12 @@ class DerivativeIndex:
         for mirrored in (False, True):
             i = int(mirrored)
             words, sigs, rows = assign_words(features.descriptors[i], MULTIPLE_ASSIGNMENT)
-            n, nf = self._vote(words, sigs, _angle_codes(features.angles[i])[rows], scales[rows])
-            hit = touched[:n]
+            n = self._vote(words, sigs, _angle_codes(features.angles[i])[rows], scales[rows])
             v = scores[:n]
             top = _best(v, SHORTLIST)
             top = top[v[top] >= MIN_VOTES]
-            short, votes = hit[top], v[top]
-            agree = self._rerank(features, i, short, self._found[:nf], rows)
+            short, votes = touched[top], v[top]
+            agree = self._rerank(features, i, short, top, rows)
             found.extend(
                 (int(ph), mirrored, float(a) + 1e-3 * float(vt))
                 for ph, a, vt in zip(short, agree, votes, strict=True)
@@ -506,39 +483,40 @@ class DerivativeIndex:
 
     def _vote(
         self, words: np.ndarray, sigs: np.ndarray, angles: np.ndarray, scales: np.ndarray
-    ) -> tuple[int, int]:
+    ) -> int:
         """:func:`_vote` on this index, its vote buffers grown until they hold every vote."""
         if len(words) >= 1 << 16:  # a vote keeps its suspect row in 16 bits
             raise ValueError(f"{len(words)} suspect words, at most 65,535 per orientation")
         while True:
-            n, nf = _vote(
+            n = _vote(
                 self._offsets, self._sig, self._meta, words, sigs, angles, scales,
                 self._weights, self._alive, MAX_HAMMING, self._count, self._touched,
-                self._score, self._found, self._votes, self._grouped,
+                self._score, self._starts, self._votes, self._feats, self._grouped,
             )  # fmt: skip
             if n >= 0:
-                return n, nf
+                return n
             size = 2 * len(self._votes)
             self._votes = np.zeros(size, np.int64)
-            self._grouped = np.zeros(size, np.int32)
+            self._feats = np.zeros(size, np.uint16)
+            self._grouped = np.zeros(size, np.int64)
 
     def _rerank(
         self,
         features: SuspectFeatures,
         orientation: int,
         short: np.ndarray,
-        corr: np.ndarray,
+        top: np.ndarray,
         rows: np.ndarray,
     ) -> np.ndarray:
-        """Agreeing word correspondences of each shortlisted photo."""
+        """Agreeing word correspondences of each shortlisted photo (``short``,
+        at ``top`` in the last vote's touched photos)."""
         out = np.zeros(len(short), np.int64)
-        if len(short) == 0 or len(corr) == 0:
+        if len(short) == 0:
             return out
-        slot = self._slot
-        slot[short] = np.arange(len(short))
-        corr, bounds = _group(corr, slot, len(short))
-        slot[short] = -1
-        feat = corr[:, 2]
+        lo, hi = self._starts[top], self._starts[top + 1]
+        bounds = np.r_[0, np.cumsum(hi - lo)]
+        corr = np.concatenate([self._grouped[a:b] for a, b in zip(lo, hi, strict=True)])
+        feat = corr >> 24
         # only the matched features' geometry: no descriptors are decoded for
         # a photo that is not verified
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -550,7 +528,7 @@ class DerivativeIndex:
             scales[g] = working_scale(fp.width, fp.height)
         points, sizes, angles = (np.concatenate(c) for c in zip(*parts, strict=True))
         rp, rs, ra = to_working(points, sizes, angles, np.repeat(scales, np.diff(bounds)))
-        q = rows[corr[:, 1]]
+        q = rows[corr & 0xFFFF]
         agreement(
             bounds, rp, rs, ra, features.points[orientation][q], features.sizes[q],
             features.angles[orientation][q], REPROJ_THRESHOLD, SCALE_TOLERANCE,
