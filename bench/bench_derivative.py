@@ -368,6 +368,19 @@ def _rss_mib() -> float:
     return float("nan")
 
 
+def split(seed: int) -> tuple[list[Path], list[Path], list[str]]:
+    """The held-out photos, the tune photos distractors are made from, and the
+    held-out photos never registered (the "strangers", a fixed fifth)."""
+    held = photos.photo_paths(split="heldout")
+    held_stems = {_stem(p.name) for p in held}
+    # Same scene shot twice (kpa-bar55 / kpa-bar55-2) must not sit on both sides.
+    tune_paths = [p for p in photos.photo_paths(split="tune") if _stem(p.name) not in held_stems]
+    strangers = sorted(
+        p.name for p in held if suite.rng_for(seed, "stranger", p.name).random() < 0.2
+    )
+    return held, tune_paths, strangers
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     import multiprocessing
 
@@ -375,13 +388,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     faiss.omp_set_num_threads(1)
     cv2.setNumThreads(1)
-    held = photos.photo_paths(split="heldout")
-    held_stems = {_stem(p.name) for p in held}
-    # Same scene shot twice (kpa-bar55 / kpa-bar55-2) must not sit on both sides.
-    tune_paths = [p for p in photos.photo_paths(split="tune") if _stem(p.name) not in held_stems]
-    strangers = sorted(
-        p.name for p in held if suite.rng_for(args.seed, "stranger", p.name).random() < 0.2
-    )
+    held, tune_paths, strangers = split(args.seed)
     registered = [p for p in held if p.name not in strangers]
     print(
         f"held-out {len(held)} ({len(registered)} registered, {len(strangers)} strangers); "
