@@ -236,10 +236,7 @@ def _run_query(q: tuple[str, str, bool]) -> dict[str, Any]:
     st = _STATE
     name, tag, reg = q
     kind = tag.split(":")[0]
-    r = suite.rng_for(st["seed"], "query", name, tag)
-    donors = [n for n in st["strangers"] if n != name]
-    donor = st["originals"][donors[int(r.integers(len(donors)))]]
-    case = suite.make_case(st["originals"][name], donor, kind, r)
+    case = _suspect_case(st["seed"], name, tag)
     index: DerivativeIndex = st["index"]
     t0 = time.perf_counter()
     rgb = load_rgb(case.jpeg, name="suspect")
@@ -555,12 +552,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
-def _timed_suspect(args: argparse.Namespace, name: str, tag: str) -> bytes:
-    """The encoded suspect of one timed query (the same bytes on every run)."""
-    r = suite.rng_for(args.seed, "query", name, tag)
+def _suspect_case(seed: int, name: str, tag: str) -> suite.Case:
+    """The suspect of one query ``(name, "kind:rep")``: the same on every run."""
+    r = suite.rng_for(seed, "query", name, tag)
     donors = [n for n in _STATE["strangers"] if n != name]
     donor = _STATE["originals"][donors[int(r.integers(len(donors)))]]
-    return suite.make_case(_STATE["originals"][name], donor, tag.split(":")[0], r).jpeg
+    return suite.make_case(_STATE["originals"][name], donor, tag.split(":")[0], r)
 
 
 #: What a lookup spends its time on: (stage, the profiled function, its file).
@@ -640,7 +637,7 @@ def _scaling(
         build_s = time.perf_counter() - t
         la0 = _loadavg()
         lat, found = [], 0
-        suspects = [_timed_suspect(args, name, tag) for name, tag, _ in queries]
+        suspects = [_suspect_case(args.seed, name, tag).jpeg for name, tag, _ in queries]
         for (name, _, _), jpeg in zip(queries, suspects, strict=True):
             t0 = time.perf_counter()
             res = sub.search(load_rgb(jpeg, name="suspect"), k=args.k)

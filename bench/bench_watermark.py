@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         return _write(tune_half(args), args.out)
     if args.bank_cache is None or not args.bank_cache.exists():
         p.error(f"{args.bank_cache}: no such bank; build it with bench_derivative.py --bank-cache")
+    if not bd._cache_fits(args.bank_cache):  # says why; this script does not rebuild it
+        p.error(f"{args.bank_cache}: rebuild it with bench_derivative.py --bank-cache")
     held, tune_paths, strangers = bd.split(args.seed)
     originals = {q.name: load_rgb(q) for q in held}
     tune = [bd._small(load_rgb(q)) for q in tune_paths]

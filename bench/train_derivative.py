@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -75,6 +76,16 @@ def main(argv: list[str] | None = None) -> int:
         "(registered fingerprints store descriptors on those axes)",
     )
     args = p.parse_args(argv)
+    if min(args.coarse, args.fine) < 1 or args.variants < 0:
+        p.error("--coarse and --fine must be at least 1, --variants at least 0")
+    if args.keep_projection:
+        try:
+            with np.load(args.keep_projection) as z:
+                kept = {k: z[k].astype(np.float64) for k in ("mean", "axes", "spread")}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            p.error(f"{args.keep_projection}: not a derivative model ({exc})")
+        if kept["axes"].shape != (DIMS, 128) or kept["mean"].shape != (128,):
+            p.error(f"{args.keep_projection}: axes {kept['axes'].shape}, expected {(DIMS, 128)}")
     import faiss
 
     faiss.omp_set_num_threads(1)
@@ -91,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     x = np.concatenate(descs).astype(np.float64)
     print(f"\n{len(x):,} RootSIFT descriptors in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if args.keep_projection:
-        with np.load(args.keep_projection) as z:
-            mean, axes, spread = (z[k].astype(np.float64) for k in ("mean", "axes", "spread"))
+        mean, axes, spread = kept["mean"], kept["axes"], kept["spread"]
         y = ((x - mean) @ axes.T).astype(np.float32)
     else:
         mean = x.mean(0)

@@ -473,7 +473,7 @@ class DerivativeIndex:
             top = _best(v, SHORTLIST)
             top = top[v[top] >= MIN_VOTES]
             short, votes = touched[top], v[top]
-            agree = self._rerank(features, i, short, top, rows)
+            agree = self._rerank(features, i, top, rows)
             found.extend(
                 (int(ph), mirrored, float(a) + 1e-3 * float(vt))
                 for ph, a, vt in zip(short, agree, votes, strict=True)
@@ -504,15 +504,15 @@ class DerivativeIndex:
         self,
         features: SuspectFeatures,
         orientation: int,
-        short: np.ndarray,
         top: np.ndarray,
         rows: np.ndarray,
     ) -> np.ndarray:
-        """Agreeing word correspondences of each shortlisted photo (``short``,
-        at ``top`` in the last vote's touched photos)."""
-        out = np.zeros(len(short), np.int64)
-        if len(short) == 0:
+        """Agreeing word correspondences of each shortlisted photo (at ``top``
+        in the last vote's touched photos)."""
+        out = np.zeros(len(top), np.int64)
+        if len(top) == 0:
             return out
+        short = self._touched[top]
         lo, hi = self._starts[top], self._starts[top + 1]
         bounds = np.r_[0, np.cumsum(hi - lo)]
         corr = np.concatenate([self._grouped[a:b] for a, b in zip(lo, hi, strict=True)])
