@@ -618,16 +618,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dihedral variants ...", file=sys.stderr)
         result["dihedral"] = dihedral([*corpus, *twelve])
 
-    command = "python bench/bench_hash.py " + " ".join(
+    publish("bench_hash.py", argv, result, markdown, args.out)
+    return 0
+
+
+def publish(
+    script: str,
+    argv: Sequence[str] | None,
+    result: dict[str, Any],
+    to_markdown: Callable[[dict[str, Any], str], str],
+    out: Path | None,
+) -> None:
+    """Print the Markdown report (headed by the command that made it); with
+    ``out``, also write it there and the raw ``result`` beside it as JSON."""
+    command = f"python bench/{script} " + " ".join(
         a if not Path(a).is_absolute() else Path(a).name for a in (argv or sys.argv[1:])
     )
-    report = markdown(result, command.strip())
+    report = to_markdown(result, command.strip())
     print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
-        args.out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    return 0
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report, encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,11 @@ made in code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pdqhash
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,8 @@ from PIL import Image
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
 from takeback.fingerprint import fingerprint_file
+from takeback.fingerprint._pdq_compiled import pdq_bits
+from takeback.fingerprint.pdq import pdq_from_pixels, use_compiled
 from takeback.fingerprint.types import DIHEDRAL_VARIANTS, PdqHash
 from takeback.imageio import PDQ_WORKING_SIZE, pdq_pixels
 from takeback.samples import sample_photo
@@ -272,3 +275,71 @@ def test_dihedral_variants_stand_for_the_turned_and_flipped_photo(
         }
         assert min(distances, key=distances.__getitem__) == label, distances
         assert distances[label] <= AGREEMENT_BITS, (label, distances[label])
+
+
+# --------------------------------------------------------------------------- compiled PDQ
+
+
+@pytest.fixture
+def compiled_pdq() -> Iterator[None]:
+    """``pdq_from_pixels`` hashes with the compiled PDQ, as large batches do."""
+    use_compiled()
+    yield
+    use_compiled(False)
+
+
+def test_compiled_pdq_gives_pdqhash_bits_on_every_sample_photo() -> None:
+    """Registration hashes with a compiled PDQ: every bit and the quality are pdqhash's."""
+    for name, path in PHOTOS.items():
+        pixels = np.ascontiguousarray(pdq_pixels(path.read_bytes()).pixels)
+        ours = pdq_bits(pixels)
+        assert ours is not None, name
+        bits, quality = pdqhash.compute(pixels)
+        assert np.array_equal(ours[0], bits), name
+        assert ours[1] == quality, name
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(
+    top=st.floats(0.0, 0.9),
+    left=st.floats(0.0, 0.9),
+    height=st.integers(65, 1400),
+    width=st.integers(65, 1400),
+    flat=st.booleans(),
+)
+def test_compiled_pdq_gives_pdqhash_bits_at_any_size(
+    large_pixels: np.ndarray, top: float, left: float, height: int, width: int, flat: bool
+) -> None:
+    """Every window size and sampling grid PDQ can meet, and flat regions (ties at the median)."""
+    h, w = large_pixels.shape[:2]
+    y0, x0 = round(top * (h - height)), round(left * (w - width))
+    crop = np.ascontiguousarray(large_pixels[y0 : y0 + height, x0 : x0 + width])
+    if flat:
+        crop[: height // 2] = 128
+    ours = pdq_bits(crop)
+    assert ours is not None
+    bits, quality = pdqhash.compute(crop)
+    assert np.array_equal(ours[0], bits)
+    assert ours[1] == quality
+
+
+@pytest.mark.usefixtures("compiled_pdq")
+def test_pdq_of_tiny_images_is_left_to_pdqhash() -> None:
+    """At 64 px or less on a side PDQ skips its filter: those go to pdqhash itself."""
+    pixels = np.ascontiguousarray(rgb_pixels(PHOTOS["astronaut.png"])[:64, :64])
+    assert pdq_bits(pixels) is None
+    bits, quality = pdqhash.compute(pixels)
+    hashes, q = pdq_from_pixels(pixels)
+    assert hashes[0] == PdqHash.from_bits(bits) and q == quality
+
+
+@pytest.mark.usefixtures("compiled_pdq")
+@pytest.mark.parametrize("name", ["chelsea.png", "motorcycle_left.png", "hubble_deep_field.jpg"])
+def test_each_dihedral_variant_is_pdqhash_of_the_turned_pixels_bit_for_bit(name: str) -> None:
+    """The compiled variants are pdqhash's hashes of the physically turned and flipped photo."""
+    pixels = pdq_pixels(PHOTOS[name].read_bytes()).pixels[:-3, 1:]  # odd sizes: no symmetric grid
+    hashes, quality = pdq_from_pixels(pixels, dihedral=True)
+    for label, variant in zip(DIHEDRAL_VARIANTS, hashes, strict=True):
+        expected, _ = pdqhash.compute(np.ascontiguousarray(DIHEDRAL_OPS[label](pixels)))
+        assert variant == PdqHash.from_bits(expected), label
+    assert quality == pdqhash.compute(np.ascontiguousarray(pixels))[1]

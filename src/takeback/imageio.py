@@ -285,7 +285,9 @@ def _decode_quietly(
         if draft_size is not None and img.format == "JPEG":
             img.draft("RGB", (draft_size, draft_size))
         img.load()
-        img = _to_rgb(ImageOps.exif_transpose(img) or img)
+        if orientation != 1:  # (exif_transpose copies the pixels even when upright)
+            img = ImageOps.exif_transpose(img) or img
+        img = _to_rgb(img)
     except (ImageTooLargeError, ImageTooSmallError):
         raise
     except Image.DecompressionBombError as exc:
