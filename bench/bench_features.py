@@ -8,7 +8,10 @@ trial's settings; two edits of every suite kind per photo
 (``bench/suite.py``, seed 0, the calibration draws of
 ``bench_derivative.py --calibrate``) are made once, and each is extracted with
 the trial's settings and verified against its own original only (no bank, no
-retrieval: what the extraction alone allows). Reported per trial, one core:
+retrieval: what the extraction alone allows). Originals are decoded at full
+resolution, as in ``bench_derivative.py --calibrate`` (``bank add`` extracts
+from the canonical PDQ decode: the counts are comparable from trial to trial,
+not to registration's exactly). Reported per trial, one core:
 extraction time per original and per suspect, features per original and per
 suspect, doctored copies that reach the decision (6 inliers), reposts that do,
 and the median inlier count of doctored copies.

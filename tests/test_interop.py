@@ -13,6 +13,8 @@ made in code.
 
 from __future__ import annotations
 
+import platform
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -283,9 +285,9 @@ def test_dihedral_variants_stand_for_the_turned_and_flipped_photo(
 @pytest.fixture
 def compiled_pdq() -> Iterator[None]:
     """``pdq_from_pixels`` hashes with the compiled PDQ, as large batches do."""
-    use_compiled()
+    previous = use_compiled()
     yield
-    use_compiled(False)
+    use_compiled(previous)
 
 
 def test_compiled_pdq_gives_pdqhash_bits_on_every_sample_photo() -> None:
@@ -335,11 +337,64 @@ def test_pdq_of_tiny_images_is_left_to_pdqhash() -> None:
 
 @pytest.mark.usefixtures("compiled_pdq")
 @pytest.mark.parametrize("name", ["chelsea.png", "motorcycle_left.png", "hubble_deep_field.jpg"])
-def test_each_dihedral_variant_is_pdqhash_of_the_turned_pixels_bit_for_bit(name: str) -> None:
-    """The compiled variants are pdqhash's hashes of the physically turned and flipped photo."""
+def test_each_dihedral_variant_is_pdqhash_of_the_turned_pixels(name: str) -> None:
+    """On real photos every compiled variant is pdqhash's hash of the turned or flipped photo.
+
+    (The 4 transposed ones stand in for the transposed pixels, see ``pdq_from_pixels``:
+    exact on photos, not on synthetic checkerboards.)
+    """
     pixels = pdq_pixels(PHOTOS[name].read_bytes()).pixels[:-3, 1:]  # odd sizes: no symmetric grid
     hashes, quality = pdq_from_pixels(pixels, dihedral=True)
     for label, variant in zip(DIHEDRAL_VARIANTS, hashes, strict=True):
         expected, _ = pdqhash.compute(np.ascontiguousarray(DIHEDRAL_OPS[label](pixels)))
         assert variant == PdqHash.from_bits(expected), label
     assert quality == pdqhash.compute(np.ascontiguousarray(pixels))[1]
+
+
+def test_a_batch_hashes_with_the_compiled_pdq_and_leaves_the_setting_as_it_found_it(
+    tmp_path: Path,
+) -> None:
+    """64 files in one process go through the compiled PDQ: pdqhash's hashes, and
+    single files hashed afterwards in the same process are not switched over."""
+    from takeback.fingerprint import pdq
+    from takeback.fingerprint.batch import fingerprint_paths
+
+    pixels = rgb_pixels(PHOTOS["chelsea.png"])
+    paths = []
+    for i in range(64):
+        crop = pixels[i : i + 200, 2 * i : 2 * i + 300]
+        paths.append(str(save(crop, tmp_path / f"{i:02d}.png", "PNG")))
+    assert not pdq._compiled
+    during: list[bool] = []
+    items = list(fingerprint_paths(paths, jobs=1, on_done=lambda _: during.append(pdq._compiled)))
+    assert during == [platform.machine() in pdq._CHECKED_MACHINES] * 64
+    assert not pdq._compiled
+    for path, item in zip(paths, items, strict=True):
+        assert item.fingerprint is not None
+        bits, quality = pdqhash.compute(np.ascontiguousarray(rgb_pixels(Path(path))))
+        assert item.fingerprint.pdq == PdqHash.from_bits(bits)
+        assert item.fingerprint.quality == quality
+
+
+def test_without_numba_code_hashing_goes_on_with_pdqhash(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only install with nowhere to cache numba's code: pdqhash hashes, and says why."""
+    import types
+
+    from takeback.fingerprint import pdq
+
+    def no_cache(rgb: np.ndarray) -> None:
+        raise RuntimeError("cannot cache function '_luma': no locator available")
+
+    broken = types.ModuleType("takeback.fingerprint._pdq_compiled")
+    broken.pdq_frequencies = no_cache  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "takeback.fingerprint._pdq_compiled", broken)
+    monkeypatch.setattr(pdq, "_compiled", True)
+    pixels = np.ascontiguousarray(rgb_pixels(PHOTOS["coffee.png"]))
+    with caplog.at_level("WARNING", logger="takeback.fingerprint.pdq"):
+        hashes, quality = pdq_from_pixels(pixels)
+    bits, expected = pdqhash.compute(pixels)
+    assert hashes[0] == PdqHash.from_bits(bits) and quality == expected
+    assert "hashing with pdqhash" in caplog.text
+    assert not pdq._compiled

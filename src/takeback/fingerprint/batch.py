@@ -191,9 +191,12 @@ def fingerprint_paths(
     jobs = default_jobs() if jobs is None else max(1, jobs)
     work = [(p, limits, variants, derivative) for p in paths]
     if jobs == 1 or len(work) < _POOL_MIN_FILES:
-        if len(work) >= _COMPILED_MIN_FILES:
-            use_compiled()
-        yield from _wrap((_work(w) for w in work), on_done)
+        previous = use_compiled() if len(work) >= _COMPILED_MIN_FILES else None
+        try:
+            yield from _wrap((_work(w) for w in work), on_done)
+        finally:
+            if previous is not None:
+                use_compiled(previous)
         return
     # Not "fork": a child forked from a parent whose OpenCV / BLAS thread pools
     # have run can deadlock on its first call into them. The fork server is a

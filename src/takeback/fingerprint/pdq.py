@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import platform
 from typing import Final
 
 import numpy as np
@@ -25,32 +27,48 @@ __all__ = [
 #: Name of this hasher, recorded with results.
 HASHER_NAME: Final = "pdq"
 
+_LOG = logging.getLogger(__name__)
+
 
 #: Whether :func:`pdq_from_pixels` hashes with the compiled PDQ (:func:`use_compiled`).
 _compiled = False
+#: Machines the compiled PDQ has been checked bit for bit on. Elsewhere a C++
+#: compiler may fuse PDQ's multiply-adds (GCC does on aarch64) and numba not.
+_CHECKED_MACHINES: Final = frozenset({"x86_64", "AMD64"})
 
 
-def use_compiled(on: bool = True) -> None:
-    """Hash with the compiled PDQ of :mod:`takeback.fingerprint._pdq_compiled`.
+def use_compiled(on: bool = True) -> bool:
+    """Hash with the compiled PDQ of :mod:`takeback.fingerprint._pdq_compiled`;
+    returns the previous setting, for the caller to restore.
 
     The bits and the quality are exactly ``pdqhash``'s (``tests/test_interop.py``
-    checks every bit). A photo hashes ~2.5x faster (a suspect's 8 dihedral
-    hashes ~2x), but loading numba's compiled code costs ~0.7 s once per
-    process, so this pays for batches of a few dozen images and more:
+    checks every bit). A photo hashes ~2x faster (a suspect's 8 dihedral
+    hashes too), but loading numba's compiled code costs ~0.7 s once per
+    process (several seconds the first time after an install, to compile), so
+    this pays for batches of a few dozen images and more:
     :func:`~takeback.fingerprint.batch.fingerprint_paths` turns it on by itself
-    for such batches.
+    for such batches. On a machine it has not been checked on, or where numba
+    cannot load or cache its code (a read-only install without a writable
+    ``NUMBA_CACHE_DIR``), hashing goes on with ``pdqhash`` and a warning is logged.
     """
     global _compiled
-    _compiled = on
+    previous, _compiled = _compiled, on and platform.machine() in _CHECKED_MACHINES
+    return previous
 
 
 def _frequencies(rgb: np.ndarray) -> tuple[np.ndarray, int] | None:
     """The compiled PDQ's frequencies and quality, or None to hash with ``pdqhash``."""
+    global _compiled
     if not _compiled:
         return None
-    from ._pdq_compiled import pdq_frequencies
+    try:
+        from ._pdq_compiled import pdq_frequencies
 
-    return pdq_frequencies(rgb)
+        return pdq_frequencies(rgb)
+    except (ImportError, RuntimeError, OSError) as exc:  # numba cannot load, compile or cache
+        _compiled = False
+        _LOG.warning("the compiled PDQ is unavailable (%s); hashing with pdqhash", exc)
+        return None
 
 
 def frequency_bits(frequencies: np.ndarray) -> np.ndarray:
@@ -58,8 +76,8 @@ def frequency_bits(frequencies: np.ndarray) -> np.ndarray:
 
     A bit is set where a frequency exceeds the median; Torben's median of 256
     values, which PDQ uses, is always the 128th smallest. The transposed
-    frequencies give the hash of the transposed image (as
-    ``pdqhash.compute_dihedral`` does).
+    frequencies stand for the transposed image (as in
+    ``pdqhash.compute_dihedral``; see :func:`pdq_from_pixels`).
     """
     flat = np.ascontiguousarray(frequencies, dtype=np.float32).ravel()
     return (flat > np.partition(flat, 127)[127])[::-1].astype(np.uint8)
@@ -70,13 +88,18 @@ def pdq_from_pixels(pixels: np.ndarray, *, dihedral: bool = False) -> tuple[list
 
     With ``dihedral=True``, returns the hashes of the 8 flipped / rotated
     versions of the image in :data:`~takeback.fingerprint.types.DIHEDRAL_VARIANTS`
-    order, each exactly equal to the PDQ of the physically transformed pixels.
+    order.
 
     ``pdqhash.compute_dihedral`` derives all 8 from one DCT, but only two of
-    them are exact for every image size: the original and its transpose (the
-    others can be off by dozens of bits where PDQ's sampling grid is not
-    symmetric). Calling it on the image, its two mirrors and its 180-degree turn
-    gives each of the 8 exactly, for the cost of four hashes.
+    them are near-exact for every image size: the original and its transpose
+    (the others can be off by dozens of bits where PDQ's sampling grid is not
+    symmetric). Hashing the image, its two mirrors and its 180-degree turn
+    gives those 4 exactly, and each one's transposed DCT stands for its
+    transpose, for the cost of four hashes. The transposed image's own PDQ
+    filters columns first, which rounds differently: on the 136 corpus photos
+    all 544 transposed variants are nonetheless exact, but on synthetic
+    checkerboard crops, whose frequencies tie around the median, up to 76 bits
+    differ.
     """
     arr = np.ascontiguousarray(pixels, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:
