@@ -29,7 +29,7 @@ __all__ = ["BatchItem", "default_jobs", "fingerprint_for_bank", "fingerprint_pat
 # Below this many files a worker pool costs more than it saves.
 _POOL_MIN_FILES: Final = 4
 # From this many files per process, loading the compiled PDQ (~0.7 s) pays for
-# itself (~8 ms saved per photo, ~25 ms per suspect with its 8 variants).
+# itself (~5 ms saved per photo, ~23 ms per suspect with its 8 variants).
 _COMPILED_MIN_FILES: Final = 64
 
 # An error crosses the process boundary as (class name, message, path).

@@ -47,9 +47,10 @@ def use_compiled(on: bool = True) -> bool:
     process (several seconds the first time after an install, to compile), so
     this pays for batches of a few dozen images and more:
     :func:`~takeback.fingerprint.batch.fingerprint_paths` turns it on by itself
-    for such batches. On a machine it has not been checked on, or where numba
-    cannot load or cache its code (a read-only install without a writable
-    ``NUMBA_CACHE_DIR``), hashing goes on with ``pdqhash`` and a warning is logged.
+    for such batches. On a machine it has not been checked on (not x86-64),
+    hashing stays with ``pdqhash``; where numba cannot load or cache its code
+    (a read-only install without a writable ``NUMBA_CACHE_DIR``), it goes back
+    to ``pdqhash`` with a logged warning.
     """
     global _compiled
     previous, _compiled = _compiled, on and platform.machine() in _CHECKED_MACHINES
