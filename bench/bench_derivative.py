@@ -173,10 +173,7 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
             continue
         for j in range(args.per_photo):
             for kind in suite.KINDS:
-                rng = suite.rng_for(args.seed, "cal", p.name, j, kind)
-                d_i = (i + 1 + int(rng.integers(len(paths) - 1))) % len(paths)
-                donor = originals[d_i]
-                case = suite.make_case(originals[i], donor, kind, rng)
+                case, d_i = calibration_case(args.seed, paths, originals, i, j, kind)
                 feats, _ = _query_features(case.jpeg)
                 pos[kind].append(dv.verify_derivative(feats, fps[i]).inliers)
                 # the donor is left out: a donor-filled copy really holds part of it
@@ -363,6 +360,16 @@ def _rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def calibration_case(
+    seed: int, paths: list[Path], originals: list[np.ndarray], i: int, j: int, kind: str
+) -> tuple[suite.Case, int]:
+    """Edit ``j`` of ``kind`` of tune photo ``i`` for calibration: the case and
+    the index of its donor photo (another tune photo)."""
+    rng = suite.rng_for(seed, "cal", paths[i].name, j, kind)
+    d_i = (i + 1 + int(rng.integers(len(paths) - 1))) % len(paths)
+    return suite.make_case(originals[i], originals[d_i], kind, rng), d_i
 
 
 def split(seed: int) -> tuple[list[Path], list[Path], list[str]]:

@@ -50,6 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import photos
 import suite
+from bench_derivative import calibration_case
 
 from takeback.fingerprint import derivative as dv
 from takeback.imageio import load_rgb
@@ -124,15 +125,13 @@ def extraction(settings: dict[str, int | bool], side: str) -> Iterator[None]:
         dv._sift, dv.SUSPECT_FEATURES, dv.SUSPECT_SIZE = saved
 
 
-def make_cases(paths: Sequence[Path], per_photo: int) -> tuple[list[np.ndarray], list[tuple]]:
+def make_cases(paths: list[Path], per_photo: int) -> tuple[list[np.ndarray], list[tuple]]:
     originals = [load_rgb(p) for p in paths]
     cases = []
     for i, p in enumerate(paths):
         for j in range(per_photo):
             for kind in suite.KINDS:
-                rng = suite.rng_for(0, "cal", p.name, j, kind)
-                d_i = (i + 1 + int(rng.integers(len(paths) - 1))) % len(paths)
-                case = suite.make_case(originals[i], originals[d_i], kind, rng)
+                case, _ = calibration_case(0, paths, originals, i, j, kind)
                 cases.append((i, kind, load_rgb(case.jpeg, name=f"{p.name}:{kind}:{j}")))
     return originals, cases
 

@@ -157,9 +157,13 @@ def dihedral(files: Sequence[Path]) -> dict[str, Any]:
     PDQ of the transformed full image. ``vs_same_pixels``: a single
     ``compute_dihedral`` call against ``compute`` of the transformed canonical
     pixels (PDQ's own DCT-domain approximation, which TakeBack does not use).
+    ``takeback_vs_same_pixels``: TakeBack's variant against ``compute`` of the
+    transformed canonical pixels (0 everywhere would make every variant exact;
+    the 4 transposed ones come from a transposed DCT, see ``pdq_from_pixels``).
     """
     vs_full: dict[str, list[int]] = {k: [] for k in DIHEDRAL_OPS}
     vs_same: dict[str, list[int]] = {k: [] for k in DIHEDRAL_OPS}
+    ours_same: dict[str, list[int]] = {k: [] for k in DIHEDRAL_OPS}
     over_31: dict[str, list[str]] = {}
     for path in files:
         data = path.read_bytes()
@@ -171,7 +175,9 @@ def dihedral(files: Sequence[Path]) -> dict[str, Any]:
             vs_full[label].append(variant.distance(_pdq_bits(op(full))))
             if vs_full[label][-1] > PDQ_MATCH_THRESHOLD:
                 over_31.setdefault(path.name, []).append(label)
-            vs_same[label].append(PdqHash.from_bits(bits).distance(_pdq_bits(op(canonical))))
+            same = _pdq_bits(op(canonical))
+            vs_same[label].append(PdqHash.from_bits(bits).distance(same))
+            ours_same[label].append(variant.distance(same))
     return {
         "photos": len(files),
         "vs_full": {
@@ -179,6 +185,10 @@ def dihedral(files: Sequence[Path]) -> dict[str, Any]:
             for k, v in vs_full.items()
         },
         "vs_same_pixels": {k: _stats(v) for k, v in vs_same.items()},
+        "takeback_vs_same_pixels": {
+            k: {"differ": sum(d > 0 for d in v), "max": max(v, default=0)}
+            for k, v in ours_same.items()
+        },
         "photos_over_31": over_31,
     }
 
@@ -501,6 +511,15 @@ def _dihedral_markdown(dh: dict[str, Any]) -> list[str]:
                  f"{s['p95']:.1f} ({same['p95']:.1f})", f"{s['max']} ({same['max']})",
                  f"{s['over_10']} ({same['over_10']})", s["over_31"])
         )  # fmt: skip
+    ours = dh.get("takeback_vs_same_pixels")
+    if ours:
+        differ = sum(v["differ"] for v in ours.values())
+        most = max(v["max"] for v in ours.values())
+        lines += [
+            "",
+            f"TakeBack's variants against `compute` of the same transformed canonical pixels: "
+            f"{differ} of {dh['photos'] * len(ours)} differ (at most {most} bits).",
+        ]
     if dh["photos_over_31"]:
         worst = "; ".join(f"{n} ({', '.join(v)})" for n, v in dh["photos_over_31"].items())
         lines += ["", f"Variants more than 31 bits away (a turned copy would not match): {worst}."]

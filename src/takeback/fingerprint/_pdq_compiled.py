@@ -148,7 +148,7 @@ def _sampled(luma: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     along_rows, along_cols = _window(cols), _window(rows)
     every_col = np.arange(cols)
     a = np.empty_like(luma)
-    # Pass 1: rows (each row is a lane of the transposed view), then columns.
+    # Pass 1: every row, then every column.
     _box_across(luma, a, along_rows)
     _box_down(a, luma, along_cols, every_col)
     # Pass 2: only the sampled columns of the row pass are read by the column
@@ -198,7 +198,7 @@ def _dct16(a: np.ndarray, d: np.ndarray) -> np.ndarray:  # pragma: no cover - co
 
 
 @numba.njit(cache=True, nogil=True)
-def _frequencies(
+def _dct_and_quality(
     rgb: np.ndarray, d: np.ndarray
 ) -> tuple[np.ndarray, int]:  # pragma: no cover - compiled
     a = _sampled(_luma(rgb))
@@ -216,7 +216,7 @@ def pdq_frequencies(rgb: np.ndarray) -> tuple[np.ndarray, int] | None:
     if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) <= _GRID:
         return None
     # One compiled signature: C-ordered and writable (a read-only decode is copied, ~0.2 ms).
-    b, quality = _frequencies(np.require(rgb, np.uint8, ["C", "W"]), _DCT)
+    b, quality = _dct_and_quality(np.require(rgb, np.uint8, ["C", "W"]), _DCT)
     return b, int(quality)
 
 

@@ -97,10 +97,10 @@ def pdq_from_pixels(pixels: np.ndarray, *, dihedral: bool = False) -> tuple[list
     symmetric). Hashing the image, its two mirrors and its 180-degree turn
     gives those 4 exactly, and each one's transposed DCT stands for its
     transpose, for the cost of four hashes. The transposed image's own PDQ
-    filters columns first, which rounds differently: on the 136 corpus photos
-    all 544 transposed variants are nonetheless exact, but on synthetic
-    checkerboard crops, whose frequencies tie around the median, up to 76 bits
-    differ.
+    filters columns first, which rounds differently: all 1,144 variants of the
+    143 benchmark photos are nonetheless exact (``bench/bench_hash.py``), but
+    on synthetic checkerboard crops, whose frequencies tie around the median,
+    up to 76 bits differ.
     """
     arr = np.ascontiguousarray(pixels, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:
