@@ -51,7 +51,12 @@ import photos  # noqa: E402
 import suite  # noqa: E402
 
 from takeback.fingerprint import derivative as dv  # noqa: E402
-from takeback.fingerprint.derivative_index import TOP_K, DerivativeIndex, assign_words  # noqa: E402
+from takeback.fingerprint.derivative_index import (  # noqa: E402
+    MAX_HAMMING,
+    TOP_K,
+    DerivativeIndex,
+    assign_words,
+)
 from takeback.imageio import load_rgb  # noqa: E402
 from takeback.threads import limit_blas_threads  # noqa: E402
 
@@ -274,8 +279,10 @@ def _run_query(q: tuple[str, str, bool]) -> dict[str, Any]:
 
 def _diagnose(index: DerivativeIndex, feats: dv.SuspectFeatures, name: str) -> dict[str, Any]:
     """For a doctored copy of a registered photo: where retrieval ranks its original,
-    how many inliers verification finds against it, and how many of those
-    inlier pairs share a word (nearest word, or one of the suspect's two nearest)."""
+    how many inliers verification finds against it, how many of those inlier
+    pairs share a word (nearest word, or one of the suspect's two nearest),
+    and how many vote (in one of the two words, signatures within
+    ``MAX_HAMMING`` bits, in a run of the list the lookup scans)."""
     own = index._pos[name]
     fp = index._fps[own]
     assert fp is not None
@@ -287,15 +294,19 @@ def _diagnose(index: DerivativeIndex, feats: dv.SuspectFeatures, name: str) -> d
     src, dst = dv.tentative_matches(reg.desc, feats.descriptors[o])
     inl, _ = dv.consensus(reg.points[src], reg.sizes[src], reg.angles[src],
                           feats.points[o][dst], feats.sizes[dst], feats.angles[o][dst])  # fmt: skip
-    rw, _, _ = assign_words(reg.desc[src[inl]])
-    sw, _, _ = assign_words(feats.descriptors[o][dst[inl]], 2)
-    sw = sw.reshape(-1, 2)
+    rw, rs, _, _ = assign_words(reg.desc[src[inl]])
+    sw, ss, _, sure = assign_words(feats.descriptors[o][dst[inl]], 2)
+    sw, ss, sure = sw.reshape(-1, 2), ss.reshape(-1, 2), sure.reshape(-1, 2)
+    diff = ss ^ rs[:, None]
+    bits = np.unpackbits(diff.view(np.uint8).reshape(*diff.shape, 4), axis=-1).sum(-1)
+    votes = (sw == rw[:, None]) & (bits <= MAX_HAMMING) & ((diff & sure) == 0)
     return {
         "own_rank": rank,
         "own_inliers": match.inliers,
         "inlier_pairs": int(inl.sum()),
         "same_word": int((sw[:, 0] == rw).sum()) if len(rw) else 0,
         "same_word_of_two": int((sw == rw[:, None]).any(axis=1).sum()) if len(rw) else 0,
+        "voting": int(votes.any(axis=1).sum()) if len(rw) else 0,
     }
 
 
@@ -523,6 +534,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "inlier_pairs": sum(r["inlier_pairs"] for r in diag),
         "same_word": sum(r["same_word"] for r in diag),
         "same_word_of_two": sum(r["same_word_of_two"] for r in diag),
+        "voting": sum(r["voting"] for r in diag),
     }  # fmt: skip
     misses = [
         {"query": f"{r['name']}/{r['tag']}", "replaced": r["replaced"], "retrieved": r["retrieved"]}

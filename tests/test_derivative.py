@@ -368,12 +368,12 @@ def test_words_are_the_nearest_centres_and_signatures_their_sides(
     # here in float64, so only near-ties may differ); each signature bit says on
     # which side of the word's centre the descriptor lies along that axis.
     from takeback.fingerprint.derivative import model
-    from takeback.fingerprint.derivative_index import assign_words
+    from takeback.fingerprint.derivative_index import PROBE_BITS, PROBE_MARGIN, assign_words
 
     m = model()
     feats = suspect_features(originals["astronaut.png"])
     y = np.concatenate(feats.descriptors).astype(np.float64)
-    words, sigs, rows = assign_words(np.concatenate(feats.descriptors), nearest=2)
+    words, sigs, rows, sure = assign_words(np.concatenate(feats.descriptors), nearest=2)
     assert np.array_equal(rows, np.repeat(np.arange(len(y)), 2))
     c2 = ((y[:, None, :] - m.coarse[None]) ** 2).sum(2)
     cells = c2.argmin(1)
@@ -392,6 +392,14 @@ def test_words_are_the_nearest_centres_and_signatures_their_sides(
     centre = m.fine[got // nfine, got % nfine]  # (L, 2, 32)
     side = (y[:, None, :] > centre).astype(np.uint64) << np.arange(32, dtype=np.uint64)
     assert np.array_equal(sigs.reshape(-1, 2), side.sum(axis=2).astype(np.uint32))
+    # sure bits: the first PROBE_BITS axes on which the descriptor lies further
+    # than PROBE_MARGIN spreads from the word's centre
+    off = np.abs(y[:, None, :PROBE_BITS] - centre[..., :PROBE_BITS]) / m.spread[:PROBE_BITS]
+    far = (off > PROBE_MARGIN).astype(np.uint8) << np.arange(PROBE_BITS, dtype=np.uint8)
+    clear = np.abs(off - PROBE_MARGIN).min(axis=(1, 2)) > 1e-4
+    assert clear.mean() > 0.95
+    assert np.array_equal(sure.reshape(-1, 2)[clear], far.sum(axis=2, dtype=np.uint8)[clear])
+    assert (sure > 0).any() and not (sure > 0).all()
 
 
 def test_tentative_matches_are_lowes_ratio_test(
@@ -419,15 +427,18 @@ def test_tentative_matches_are_lowes_ratio_test(
 def test_votes_either_side_of_zero_rotation_count_together() -> None:
     # A copy turned by a degree or two votes into the first and the last
     # rotation bins; the two are neighbours and must add up.
-    from takeback.fingerprint.derivative_index import _pack, _vote
+    from takeback.fingerprint.derivative_index import PROBE_BITS, _pack, _vote
 
     angles = np.array([2, 250, 3, 253], np.uint8)  # rotation bins 0, 15, 0, 15 against 0
     meta = _pack(np.zeros(4, np.uint32), np.arange(4, dtype=np.uint16), angles,
                  np.full(4, 20, np.uint8))  # fmt: skip
     touched, scores, starts = np.zeros(1, np.int64), np.zeros(1, np.float32), np.zeros(2, np.int64)
+    offsets = np.full((1 << PROBE_BITS) + 1, 4, np.int64)  # one word, all in its first run
+    offsets[0] = 0
     n = _vote(
-        np.array([0, 4], np.int64), np.zeros(4, np.uint32), meta, np.zeros(1, np.int32),
-        np.zeros(1, np.uint32), np.zeros(1, np.uint8), np.full(1, 20, np.uint8),
+        offsets, np.zeros(4, np.uint32), meta, np.zeros(1, np.int32),
+        np.zeros(1, np.uint32), np.full(1, 0xFF, np.uint8), np.zeros(1, np.uint8),
+        np.full(1, 20, np.uint8),
         np.ones(1, np.float32), np.ones(1, np.bool_), 9, np.zeros(1, np.int32), touched,
         scores, starts, np.zeros(8, np.int64), np.zeros(8, np.uint16), np.zeros(8, np.int64),
     )  # fmt: skip
@@ -436,16 +447,19 @@ def test_votes_either_side_of_zero_rotation_count_together() -> None:
 
 
 def _reference_vote(
-    offsets: np.ndarray, sig: np.ndarray, meta: np.ndarray, words: np.ndarray,
-    sigs: np.ndarray, angles: np.ndarray, scales: np.ndarray, weights: np.ndarray,
-    alive: np.ndarray,
+    lists: list[range], sig: np.ndarray, meta: np.ndarray, words: np.ndarray,
+    sigs: np.ndarray, sure: np.ndarray, angles: np.ndarray, scales: np.ndarray,
+    weights: np.ndarray, alive: np.ndarray,
 ) -> tuple[list[int], list[float], list[tuple[int, int, int]]]:  # fmt: skip
-    """The vote as the docs describe it, one posting at a time in plain Python."""
+    """The vote as the docs describe it, one posting of the word's list at a
+    time in plain Python."""
     hists: dict[int, np.ndarray] = {}
     found = []
     for i, w in enumerate(words):
-        for p in range(offsets[w], offsets[w + 1]):
+        for p in lists[w]:
             ph, feat = int(meta[p] & 0xFFFFFFFF), int(meta[p] >> 32) & 0xFFFF
+            if (int(sig[p]) ^ int(sigs[i])) & int(sure[i]):
+                continue  # a run the lookup skips: it differs on a sure bit
             if bin(int(sig[p]) ^ int(sigs[i])).count("1") > 9 or not alive[ph]:
                 continue
             rot = ((int(angles[i]) - (int(meta[p] >> 48) & 255)) & 255) >> 4
@@ -466,16 +480,19 @@ def _reference_vote(
 
 def test_the_compiled_vote_agrees_with_a_plain_one() -> None:
     # Random posting lists over 40 photos (some withdrawn, some with one vote),
-    # votes beyond the first buffer: the photos, their scores (to the last bit)
-    # and each photo's correspondences in order are those of the plain vote.
-    from takeback.fingerprint.derivative_index import _pack, _vote
+    # each word's list in runs by its first signature bits, lookups sure of
+    # some of those bits, votes beyond the first buffer: the photos, their
+    # scores (to the last bit) and each photo's correspondences in order are
+    # those of the plain vote.
+    from takeback.fingerprint.derivative_index import PROBE_BITS, _pack, _vote
 
     rng = np.random.default_rng(5)
     nwords, photos = 30, 40
     words = rng.integers(0, nwords, 600).astype(np.int32)
-    counts = rng.integers(0, 60, nwords)
-    offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
-    total = int(offsets[-1])
+    counts = rng.integers(0, 200, nwords)
+    ends = np.cumsum(counts)
+    lists = [range(e - c, e) for c, e in zip(counts, ends, strict=True)]
+    total = int(ends[-1])
     meta = _pack(
         rng.integers(0, photos, total).astype(np.uint32),
         rng.integers(0, 384, total).astype(np.uint16),
@@ -483,20 +500,27 @@ def test_the_compiled_vote_agrees_with_a_plain_one() -> None:
         rng.integers(0, 64, total).astype(np.uint8),
     )
     sig = rng.integers(0, 1 << 32, total, dtype=np.uint64).astype(np.uint32)
+    run = np.repeat(np.arange(nwords), counts) << PROBE_BITS | (sig & ((1 << PROBE_BITS) - 1))
+    sig = sig[np.argsort(run, kind="stable")]  # the index keeps each word's list by run
+    offsets = np.r_[0, np.cumsum(np.bincount(np.sort(run), minlength=nwords << PROBE_BITS))]
     sigs = (sig[rng.integers(0, total, 600)] ^ (1 << rng.integers(0, 32, 600))).astype(np.uint32)
     sigs[::3] = rng.integers(0, 1 << 32, 200, dtype=np.uint64).astype(np.uint32)
+    sure = rng.integers(0, 1 << PROBE_BITS, 600).astype(np.uint8)
+    sure[::4] = 0
     angles = rng.integers(0, 256, 600).astype(np.uint8)
     scales = rng.integers(0, 64, 600).astype(np.uint8)
     weights = rng.uniform(0.1, 3.0, nwords).astype(np.float32)
     alive = rng.random(photos) > 0.2
     want_photos, want_scores, want_found = _reference_vote(
-        offsets, sig, meta, words, sigs, angles, scales, weights, alive
+        lists, sig, meta, words, sigs, sure, angles, scales, weights, alive
     )
-    assert len(want_found) > 64
+    skipped = _reference_vote(lists, sig, meta, words, sigs, 0 * sure, angles, scales,
+                              weights, alive)[2]  # fmt: skip
+    assert 64 < len(want_found) < len(skipped)
     count, touched = np.zeros(photos, np.int32), np.zeros(photos, np.int64)
     scores, starts = np.zeros(photos, np.float32), np.zeros(photos + 1, np.int64)
-    args = (offsets, sig, meta, words, sigs, angles, scales, weights, alive, 9, count,
-            touched, scores, starts)  # fmt: skip
+    args = (offsets.astype(np.int64), sig, meta, words, sigs, sure, angles, scales, weights,
+            alive, 9, count, touched, scores, starts)  # fmt: skip
 
     def buffers(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.zeros(size, np.int64), np.zeros(size, np.uint16), np.zeros(size, np.int64)

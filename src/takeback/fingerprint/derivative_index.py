@@ -12,6 +12,13 @@ An inverted file over a visual vocabulary with Hamming embedding:
   a posting votes for its photo (weighted by how rare the word is) only when
   the signatures differ in at most :data:`MAX_HAMMING` bits, which filters out
   almost all chance collisions;
+* each word's list is kept in 64 runs by the first :data:`PROBE_BITS`
+  signature bits (the model's six widest axes), and a suspect feature skips
+  the runs that differ from it on a bit where it lies clearly to one side of
+  the word's centre (more than :data:`PROBE_MARGIN` of the axis' spread): a
+  copy's descriptor seldom crosses the centre there, and the scan and the
+  chance votes shrink to about a third (multi-probe; measured on the tune
+  half, docs/benchmarks.md);
 * votes are *weakly geometrically consistent* (Jegou, Douze and Schmid, ECCV
   2008): each posting also keeps its feature's orientation and scale, a vote
   goes into a histogram of the rotation and one of the scale change it implies,
@@ -35,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from functools import cache
-from typing import Final
+from typing import Final, NamedTuple
 
 import numba
 import numpy as np
@@ -57,7 +64,15 @@ from .derivative import (
     working_scale,
 )
 
-__all__ = ["MAX_HAMMING", "TOP_K", "DerivativeIndex", "assign_words"]
+__all__ = [
+    "MAX_HAMMING",
+    "PROBE_BITS",
+    "PROBE_MARGIN",
+    "TOP_K",
+    "DerivativeIndex",
+    "Words",
+    "assign_words",
+]
 
 #: Largest signature distance (bits of 32) at which a posting votes.
 MAX_HAMMING: Final = 9
@@ -65,6 +80,11 @@ MAX_HAMMING: Final = 9
 TOP_K: Final = 5
 #: Words each suspect feature looks up (multiple assignment; registered features have one).
 MULTIPLE_ASSIGNMENT: Final = 2
+#: Signature bits (the first axes) that split each word's posting list into runs.
+PROBE_BITS: Final = 6
+#: A suspect feature skips the runs that differ on a bit where it lies further
+#: than this share of the axis' spread from the word's centre.
+PROBE_MARGIN: Final = 0.4
 #: Best-voted photos per orientation re-ranked by their correspondences' agreement.
 SHORTLIST: Final = 50
 #: Fewest votes a candidate needs to be verified.
@@ -91,7 +111,16 @@ def _scale_codes(sizes: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(logs), 0, 255).astype(np.uint8)
 
 
-def assign_words(y: np.ndarray, nearest: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class Words(NamedTuple):
+    """Words of projected descriptors (see :func:`assign_words`)."""
+
+    words: np.ndarray  # (L * nearest,) int32
+    signatures: np.ndarray  # (L * nearest,) uint32
+    rows: np.ndarray  # (L * nearest,) int64
+    sure: np.ndarray  # (L * nearest,) uint8
+
+
+def assign_words(y: np.ndarray, nearest: int = 1) -> Words:
     """Words and signatures of projected descriptors ``(L, 32)``.
 
     Each descriptor goes to its nearest coarse centre, then to the ``nearest``
@@ -101,24 +130,29 @@ def assign_words(y: np.ndarray, nearest: int = 1) -> tuple[np.ndarray, np.ndarra
 
     Returns
     -------
-    words : (L * nearest,) int32
-    signatures : (L * nearest,) uint32
-        On which side of the word's centre the descriptor lies along each axis.
-    rows : (L * nearest,) int64
-        The descriptor each word belongs to.
+    Words
+        ``words``: the word ids; ``signatures``: on which side of the word's
+        centre the descriptor lies along each axis (bit ``d`` for axis ``d``);
+        ``rows``: the descriptor each word belongs to; ``sure``: the bits among
+        the first :data:`PROBE_BITS` on which the descriptor lies further than
+        :data:`PROBE_MARGIN` spreads from the centre (the runs of the word's
+        list a lookup may skip).
     """
     m = model()
     y = np.ascontiguousarray(y, np.float32)
     nfine = m.fine.shape[1]
     nearest = max(1, min(nearest, nfine))
-    none = np.zeros(0, np.int32), np.zeros(0, np.uint32), np.zeros(0, np.int64)
     if len(y) == 0:
-        return none
+        return Words(
+            np.zeros(0, np.int32), np.zeros(0, np.uint32), np.zeros(0, np.int64),
+            np.zeros(0, np.uint8),
+        )  # fmt: skip
     c1 = np.argmin(_coarse_norms() - 2 * y @ m.coarse.T, axis=1)
     words = np.empty(len(y) * nearest, np.int32)
     sigs = np.empty(len(y) * nearest, np.uint32)
-    _fine_words(y, c1, m.fine, _fine_norms(), nearest, words, sigs)
-    return words, sigs, np.repeat(np.arange(len(y)), nearest)
+    sure = np.empty(len(y) * nearest, np.uint8)
+    _fine_words(y, c1, m.fine, _fine_norms(), _margins(), nearest, words, sigs, sure)
+    return Words(words, sigs, np.repeat(np.arange(len(y)), nearest), sure)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -127,12 +161,15 @@ def _fine_words(
     cells: np.ndarray,
     fine: np.ndarray,
     norms: np.ndarray,
+    margins: np.ndarray,
     nearest: int,
     words: np.ndarray,
     sigs: np.ndarray,
+    sure: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
     """The ``nearest`` fine words of each descriptor under its coarse cell, nearest
-    first (ties: the lower word), and its signature against each."""
+    first (ties: the lower word), its signature against each, and which of the
+    first ``len(margins)`` bits are sure (further than the margin from the centre)."""
     nfine, dims = fine.shape[1], fine.shape[2]
     best = np.empty(nearest, np.float32)
     which = np.empty(nearest, np.int64)
@@ -159,8 +196,13 @@ def _fine_words(
             for d in range(dims):
                 if y[r, d] > fine[c, j, d]:
                     bits |= 1 << d
+            clear = 0
+            for d in range(len(margins)):
+                if abs(y[r, d] - fine[c, j, d]) > margins[d]:
+                    clear |= 1 << d
             words[r * nearest + k] = c * nfine + j
             sigs[r * nearest + k] = bits
+            sure[r * nearest + k] = clear
 
 
 @cache
@@ -173,6 +215,11 @@ def _fine_norms() -> np.ndarray:
     return (model().fine ** 2).sum(2)
 
 
+@cache
+def _margins() -> np.ndarray:
+    return (PROBE_MARGIN * model().spread[:PROBE_BITS]).astype(np.float32)
+
+
 @numba.njit(cache=True, nogil=True)
 def _vote(
     offsets: np.ndarray,
@@ -180,6 +227,7 @@ def _vote(
     post_meta: np.ndarray,
     words: np.ndarray,
     sigs: np.ndarray,
+    sure: np.ndarray,
     angles: np.ndarray,
     scales: np.ndarray,
     weights: np.ndarray,
@@ -196,6 +244,12 @@ def _vote(
     """Vote; returns ``n``, the number of photos voted for, or -1 when the vote
     buffers are too small.
 
+    ``offsets`` delimit the runs of the posting lists: word ``w``'s run ``u``
+    (postings whose first :data:`PROBE_BITS` signature bits are ``u``) is
+    ``offsets[w * 2**PROBE_BITS + u]`` up to the next offset. Lookup ``i``
+    scans the runs of its word that agree with its signature on its ``sure``
+    bits, in run order.
+
     ``scores[:n]`` are the scores of ``touched[:n]`` (photos in the order of
     their first vote). Photo ``touched[t]``'s correspondences are
     ``grouped[starts[t]:starts[t + 1]]``, in the order of their votes, each
@@ -205,30 +259,36 @@ def _vote(
     """
     n = 0
     nv = 0
+    runs = 1 << PROBE_BITS
     longest = 0
     for i in range(len(words)):
-        longest = max(longest, offsets[words[i] + 1] - offsets[words[i]])
+        w = np.int64(words[i])
+        longest = max(longest, offsets[(w + 1) * runs] - offsets[w * runs])
     dist = np.empty(longest, np.int64)
     near = np.empty(longest, np.int64)
     metas = np.empty(longest, np.uint64)
     for i in range(len(words)):
-        w = words[i]
+        first = np.int64(words[i]) * runs
         s = sigs[i]
+        fixed = np.int64(sure[i])
         qa = np.int64(angles[i])
         qs = np.int64(scales[i])
-        lo, hi = offsets[w], offsets[w + 1]
-        # Two short loops: the distances (vectorized by the compiler), then the
-        # few postings within max_ham, gathered without branches.
-        for p in range(lo, hi):
-            x = post_sig[p] ^ s
-            x = x - ((x >> 1) & 0x55555555)
-            x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
-            x = (x + (x >> 4)) & 0x0F0F0F0F
-            dist[p - lo] = ((x * 0x01010101) & 0xFFFFFFFF) >> 24
+        # Two short loops per run: the distances (vectorized by the compiler),
+        # then the few postings within max_ham, gathered without branches.
         m = 0
-        for k in range(hi - lo):
-            near[m] = lo + k
-            m += dist[k] <= max_ham
+        for u in range(runs):
+            if (u ^ np.int64(s)) & fixed:
+                continue
+            lo, hi = offsets[first + u], offsets[first + u + 1]
+            for p in range(lo, hi):
+                x = post_sig[p] ^ s
+                x = x - ((x >> 1) & 0x55555555)
+                x = (x & 0x33333333) + ((x >> 2) & 0x33333333)
+                x = (x + (x >> 4)) & 0x0F0F0F0F
+                dist[p - lo] = ((x * 0x01010101) & 0xFFFFFFFF) >> 24
+            for k in range(hi - lo):
+                near[m] = lo + k
+                m += dist[k] <= max_ham
         for k in range(m):  # loads that do not wait for one another: all miss the cache
             metas[k] = post_meta[near[k]]
         for k in range(m):
@@ -343,7 +403,7 @@ class DerivativeIndex:
         self._word = np.zeros(0, np.int32)
         self._sig = np.zeros(0, np.uint32)
         self._meta = np.zeros(0, np.uint64)
-        self._offsets = np.zeros(self._nwords + 1, np.int64)
+        self._offsets = np.zeros((self._nwords << PROBE_BITS) + 1, np.int64)
         self._weights = np.ones(self._nwords, np.float32)
         self._removed = 0
         self._count = np.zeros(0, np.int32)
@@ -394,7 +454,7 @@ class DerivativeIndex:
         self._keys.append(key)
         self._pos[key] = pos
         self._fps.append(fingerprint)
-        words, sigs, _ = assign_words(dequantize(fingerprint.descriptors))
+        words, sigs, _, _ = assign_words(dequantize(fingerprint.descriptors))
         work = working_scale(fingerprint.width, fingerprint.height)
         meta = _pack(
             np.full(len(words), pos, np.uint32),
@@ -434,10 +494,13 @@ class DerivativeIndex:
         word, sig, meta = (np.concatenate([p[c] for p in parts]) for c in range(3))
         keep = alive[(meta & np.uint64(0xFFFFFFFF)).astype(np.int64)]
         word, sig, meta = word[keep], sig[keep], meta[keep]
-        order = np.argsort(word, kind="stable")
+        # by word, then by run (the first PROBE_BITS signature bits)
+        run = (word.astype(np.int64) << PROBE_BITS) | (sig & ((1 << PROBE_BITS) - 1))
+        order = np.argsort(run, kind="stable")
         self._word, self._sig, self._meta = word[order], sig[order], meta[order]
-        counts = np.bincount(self._word, minlength=self._nwords)
-        self._offsets = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        runs = np.bincount(run[order], minlength=self._nwords << PROBE_BITS)
+        self._offsets = np.r_[0, np.cumsum(runs)].astype(np.int64)
+        counts = runs.reshape(self._nwords, -1).sum(1)
         n = max(int(alive.sum()), 1)
         # Rare words weigh more (idf over photos, approximated by postings).
         self._weights = np.log1p(n / np.maximum(counts, 1)).astype(np.float32)
@@ -467,8 +530,8 @@ class DerivativeIndex:
         scales = _scale_codes(features.sizes)
         for mirrored in (False, True):
             i = int(mirrored)
-            words, sigs, rows = assign_words(features.descriptors[i], MULTIPLE_ASSIGNMENT)
-            n = self._vote(words, sigs, _angle_codes(features.angles[i])[rows], scales[rows])
+            words, sigs, rows, sure = assign_words(features.descriptors[i], MULTIPLE_ASSIGNMENT)
+            n = self._vote(words, sigs, sure, _angle_codes(features.angles[i])[rows], scales[rows])
             v = scores[:n]
             top = _best(v, SHORTLIST)
             top = top[v[top] >= MIN_VOTES]
@@ -482,14 +545,19 @@ class DerivativeIndex:
         return found[:k]
 
     def _vote(
-        self, words: np.ndarray, sigs: np.ndarray, angles: np.ndarray, scales: np.ndarray
+        self,
+        words: np.ndarray,
+        sigs: np.ndarray,
+        sure: np.ndarray,
+        angles: np.ndarray,
+        scales: np.ndarray,
     ) -> int:
         """:func:`_vote` on this index, its vote buffers grown until they hold every vote."""
         if len(words) >= 1 << 16:  # a vote keeps its suspect row in 16 bits
             raise ValueError(f"{len(words)} suspect words, at most 65,535 per orientation")
         while True:
             n = _vote(
-                self._offsets, self._sig, self._meta, words, sigs, angles, scales,
+                self._offsets, self._sig, self._meta, words, sigs, sure, angles, scales,
                 self._weights, self._alive, MAX_HAMMING, self._count, self._touched,
                 self._score, self._starts, self._votes, self._feats, self._grouped,
             )  # fmt: skip
