@@ -14,10 +14,12 @@ from takeback.errors import InvalidHashError, TakeBackError
 from takeback.fingerprint.derivative import (
     MAX_BYTES,
     DerivativeFingerprint,
+    DerivativeMatch,
     InvalidDerivativeError,
     TooLittleDetailError,
     derivative_from_file,
     derivative_from_pixels,
+    shared_content,
     suspect_features,
     verify_derivative,
 )
@@ -271,17 +273,9 @@ def test_a_watermark_along_the_edge_of_two_photos_is_not_a_match(
     assert verify_derivative(watermarked(originals["rocket.jpg"])[10:, ::-1], registered).matched
 
 
-def test_a_site_badge_stamped_on_two_photos_is_not_a_match(
-    originals: dict[str, np.ndarray],
-) -> None:
-    # A reposting site's badge (its name beside a ringed star, 30 % of the
-    # width) stamped in the middle of one photo and near a corner of an
-    # unrelated one: no edge, no strip, larger than a sign. Its features agree
-    # on one transform (11 inliers, a match without MIN_BOX_SHARE), all within
-    # a box covering under 2.5 % of the suspect: that is not the scene. The
-    # badge does not stop a doctored copy of the registered photo from
-    # matching it. (A badge over ~35 % of the width still gets through:
-    # docs/derivative.md, Limits.)
+def _stamped(rgb: np.ndarray, width: float, centre: bool) -> np.ndarray:
+    """``rgb`` with a reposting site's badge (its name beside a ringed star) at
+    ``width`` of the photo's width, in the middle or near the top right corner."""
     badge = np.full((120, 520, 3), 250, np.uint8)
     cv2.circle(badge, (65, 60), 40, (30, 30, 30), 5)
     t = np.linspace(-np.pi / 2, 3.5 * np.pi, 10, endpoint=False)
@@ -290,23 +284,84 @@ def test_a_site_badge_stamped_on_two_photos_is_not_a_match(
                  (30, 30, 30))  # fmt: skip
     cv2.putText(badge, "@repost_hub", (118, 74), cv2.FONT_HERSHEY_DUPLEX, 1.15, (30, 30, 30), 2,
                 cv2.LINE_AA)  # fmt: skip
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    bw = int(w * width)
+    b = cv2.resize(badge, (bw, round(bw * 120 / 520)), interpolation=cv2.INTER_AREA)
+    bh = b.shape[0]
+    y, x = ((h - bh) // 2, (w - bw) // 2) if centre else (h // 30, w - bw - w // 30)
+    out[y : y + bh, x : x + bw] = b
+    return out
 
-    def stamped(rgb: np.ndarray, width: float, centre: bool) -> np.ndarray:
-        out = rgb.copy()
-        h, w = out.shape[:2]
-        bw = int(w * width)
-        b = cv2.resize(badge, (bw, round(bw * 120 / 520)), interpolation=cv2.INTER_AREA)
-        bh = b.shape[0]
-        y, x = ((h - bh) // 2, (w - bw) // 2) if centre else (h // 30, w - bw - w // 30)
-        out[y : y + bh, x : x + bw] = b
-        return out
 
-    registered_photo = stamped(originals["rocket.jpg"], 0.3, centre=True)
+def test_a_site_badge_stamped_on_two_photos_is_not_a_match(
+    originals: dict[str, np.ndarray],
+) -> None:
+    # A reposting site's badge (30 % of the width) stamped in the middle of one
+    # photo and near a corner of an unrelated one: no edge, no strip, larger
+    # than a sign. Its features agree on one transform (11 inliers, a match
+    # without MIN_BOX_SHARE), all within a box covering under 2.5 % of the
+    # suspect: that is not the scene. The badge does not stop a doctored copy
+    # of the registered photo from matching it.
+    registered_photo = _stamped(originals["rocket.jpg"], 0.3, centre=True)
     registered = derivative_from_pixels(registered_photo)
-    match = verify_derivative(stamped(originals["chelsea.png"], 0.3, centre=False), registered)
+    match = verify_derivative(_stamped(originals["chelsea.png"], 0.3, centre=False), registered)
     assert not match.matched and match.inliers <= 3
     copy, *_ = _doctor(registered_photo, originals["coffee.png"], seed=4)
-    assert verify_derivative(stamped(copy, 0.3, centre=False), registered).matched
+    assert verify_derivative(_stamped(copy, 0.3, centre=False), registered).matched
+
+
+def test_a_large_badge_two_registered_photos_share_is_not_a_match(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    # A badge over 60 % of the width covers more than MIN_BOX_SHARE of the
+    # suspect, and an unregistered photo stamped with it near a corner matches
+    # each of two unrelated registered photos stamped with it in the middle,
+    # one by one. The index sees both match in the same small part of the
+    # suspect, with the two photos' frames landing in different places: shared
+    # content, not a copy of either. A doctored copy of one of them still
+    # finds it.
+    rocket = _stamped(originals["rocket.jpg"], 0.6, centre=True)
+    stamped = {
+        "rocket": derivative_from_pixels(rocket),
+        "astronaut": derivative_from_pixels(_stamped(originals["astronaut.png"], 0.6, centre=True)),
+    }
+    suspect = _stamped(originals["motorcycle_left.png"], 0.6, centre=False)
+    one_by_one = {k: verify_derivative(suspect, fp) for k, fp in stamped.items()}
+    assert all(m.matched for m in one_by_one.values()), {
+        k: m.inliers for k, m in one_by_one.items()
+    }
+    with DerivativeIndex() as index:
+        for name in NAMES:
+            index.add(name, fps[name])
+        for key, fp in stamped.items():
+            index.add(key, fp)
+        assert index.search(suspect) == []
+        assert index.search(suspect, exhaustive=True) == []
+        copy, *_ = _doctor(rocket, load_rgb(sample_photo(UNREGISTERED_PHOTO)), seed=4)
+        assert [k for k, _ in index.search(copy)] == ["rocket"]
+
+
+def _match(region: tuple[float, float, float, float], shift: float = 0.0) -> DerivativeMatch:
+    """A match of a 400 x 300 photo at half size, ``shift`` px to the right."""
+    m = np.array([[0.5, 0, shift], [0, 0.5, 0], [0, 0, 1]])
+    return DerivativeMatch(1.0, True, 0.8, m, False, 12, 40, 0.25, region)
+
+
+def test_shared_content_is_the_same_small_place_in_frames_apart() -> None:
+    # Suspect 400 x 300 (a tenth: 12,000 px^2); the matched photos 400 x 300.
+    frames, small, large = [(400, 300)] * 2, (10.0, 10.0, 90.0, 60.0), (10.0, 10.0, 210.0, 160.0)
+    badge = [_match(small), _match((20.0, 15.0, 95.0, 65.0), shift=150.0)]
+    assert shared_content(badge, frames, 400, 300).tolist() == [True, True]
+    # the same photo registered twice: its frame lands in the same place
+    twice = [_match(small), _match((20.0, 15.0, 95.0, 65.0), shift=2.0)]
+    assert shared_content(twice, frames, 400, 300).tolist() == [False, False]
+    # what is left of a scene covers more than SHARED_BOX; a collage, other places
+    scene = [_match(large), _match(large, shift=150.0)]
+    assert shared_content(scene, frames, 400, 300).tolist() == [False, False]
+    collage = [_match(small), _match((200.0, 150.0, 280.0, 200.0), shift=150.0)]
+    assert shared_content(collage, frames, 400, 300).tolist() == [False, False]
+    assert shared_content(badge[:1], frames[:1], 400, 300).tolist() == [False]
 
 
 def test_a_reduced_decode_is_stored_in_full_size_pixels(

@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -165,6 +166,20 @@ EDGE_SHARE: Final = 0.1
 #: less than 0.025 (the smallest 0.009).
 MIN_BOX_SHARE: Final = 0.025
 _STRIP_CAP: Final = 3
+#: Shared content: when two registered photos both match a suspect in the same
+#: place (their inlier boxes in the suspect overlap on at least
+#: :data:`SHARED_OVERLAP` of the smaller one), both boxes cover under
+#: SHARED_BOX of the suspect's frame, and the two photos' frames land in
+#: different places on the suspect (their corners, mapped by the two matches,
+#: lie :data:`SHARED_APART` of the suspect's diagonal apart on average), what
+#: matched is something the photos share (a site's badge stamped on both), not
+#: a scene: neither is a match (:func:`shared_content`). A collage matches in
+#: different places; a copy of a photo matches over what is left of the scene,
+#: beyond this share; two registrations of one photo (or of one scene, framed
+#: alike) land in the same place and stay matches.
+SHARED_BOX: Final = 0.1
+SHARED_OVERLAP: Final = 0.5
+SHARED_APART: Final = 0.1
 
 
 class DerivativeError(TakeBackError):
@@ -372,6 +387,9 @@ class DerivativeMatch:
         Correspondences that passed the descriptor ratio test.
     coverage : float
         Share of the suspect's area covered by the projected original frame.
+    region : (x0, y0, x1, y1) or None
+        Bounding box of the inliers in suspect pixel coordinates (the suspect
+        as it is, not mirrored); None without inliers.
     """
 
     score: float
@@ -382,6 +400,7 @@ class DerivativeMatch:
     inliers: int
     tentative: int
     coverage: float
+    region: tuple[float, float, float, float] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form (``method: "derivative"`` fields of ``takeback match --json``)."""
@@ -959,6 +978,7 @@ def verify_derivative(
     feats = suspect if isinstance(suspect, SuspectFeatures) else suspect_features(suspect)
     reg = _registered(fingerprint)
     best: tuple[int, int, np.ndarray | None, bool] = (0, 0, None, False)
+    held = np.zeros((0, 2), np.float32)  # the best orientation's inliers, suspect side
     for mirrored in orientations:
         i = int(mirrored)
         src, dst = tentative_matches(reg.desc, feats.descriptors[i])
@@ -982,9 +1002,20 @@ def verify_derivative(
                 None if wmat is None else np.vstack([wmat, [0, 0, 1]]),
                 mirrored,
             )
+            held = feats.points[i][dst][inl] if wmat is not None else held[:0]
     inliers, tentative, wmat, mirrored = best
     matrix = None
     coverage = 0.0
+    region = None
+    if len(held):
+        x = held[:, 0].astype(np.float64)
+        if mirrored:  # back to the suspect's own frame
+            x = round(feats.width / feats.scale) - 1 - x
+        y = held[:, 1].astype(np.float64)
+        x0, y0, x1, y1 = (
+            (v + 0.5) * feats.scale - 0.5 for v in (x.min(), y.min(), x.max(), y.max())
+        )
+        region = (float(x0), float(y0), float(x1), float(y1))
     if wmat is not None:
         s, fp_scale = feats.scale, reg.scale
         # original full-res -> original working -> suspect working (maybe mirrored) -> suspect
@@ -1012,7 +1043,60 @@ def verify_derivative(
         inliers=inliers,
         tentative=tentative,
         coverage=coverage,
+        region=region,
     )
+
+
+def shared_content(
+    matches: Sequence[DerivativeMatch],
+    frames: Sequence[tuple[int, int]],
+    width: int,
+    height: int,
+) -> np.ndarray:
+    """Which matches of one suspect are content other matches share, not a scene.
+
+    Parameters
+    ----------
+    matches : sequence of DerivativeMatch
+        One suspect's matches, one per registered photo.
+    frames : sequence of (width, height)
+        Each matched photo's size (the fingerprint's).
+    width, height : int
+        The suspect's size in pixels.
+
+    Returns
+    -------
+    (N,) bool array
+        True for a match whose inlier box covers under :data:`SHARED_BOX` of
+        the suspect and overlaps another such box on at least
+        :data:`SHARED_OVERLAP` of the smaller of the two, where the two
+        photos' frames land :data:`SHARED_APART` apart on the suspect.
+    """
+    out = np.zeros(len(matches), bool)
+    if len(matches) < 2:
+        return out
+    boxes = [m.region if m.matrix is not None else None for m in matches]
+    area = [np.inf if r is None else (r[2] - r[0]) * (r[3] - r[1]) for r in boxes]
+    corners = []
+    for m, (w, h) in zip(matches, frames, strict=True):
+        c = np.array(
+            [[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]]
+        )
+        p = c @ (np.eye(3) if m.matrix is None else m.matrix).T
+        corners.append(p[:, :2] / p[:, 2:3])
+    apart = SHARED_APART * float(np.hypot(width, height))
+    for i, ra in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            rb = boxes[j]
+            if ra is None or rb is None or max(area[i], area[j]) >= SHARED_BOX * width * height:
+                continue
+            across = min(ra[2], rb[2]) - max(ra[0], rb[0])
+            down = min(ra[3], rb[3]) - max(ra[1], rb[1])
+            if min(across, down) <= 0 or across * down < SHARED_OVERLAP * min(area[i], area[j]):
+                continue
+            if np.hypot(*(corners[i] - corners[j]).T).mean() >= apart:
+                out[i] = out[j] = True
+    return out
 
 
 def _coverage(matrix: np.ndarray, ow: int, oh: int, sw: int, sh: int) -> float:

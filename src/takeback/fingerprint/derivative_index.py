@@ -58,6 +58,7 @@ from .derivative import (
     SuspectFeatures,
     dequantize,
     model,
+    shared_content,
     suspect_features,
     to_working,
     verify_derivative,
@@ -628,7 +629,10 @@ class DerivativeIndex:
         -------
         list of (key, DerivativeMatch)
             Only matches at or above ``threshold``; empty when none (a collage
-            of two registered photos returns both).
+            of two registered photos returns both). Matches of two or more
+            photos in the same small part of the suspect are dropped: that is
+            content they share, such as a site's badge
+            (:func:`~.derivative.shared_content`).
         """
         feats = suspect if isinstance(suspect, SuspectFeatures) else suspect_features(suspect)
         if exhaustive:
@@ -645,5 +649,13 @@ class DerivativeIndex:
             match = verify_derivative(feats, fp, threshold=threshold, orientations=orientations)
             if match.matched:
                 out.append((self._keys[pos], match))
+        # the same small part of the suspect matched in two photos: shared content
+        sizes = []
+        for key, _ in out:
+            fp = self._fps[self._pos[key]]
+            assert fp is not None
+            sizes.append((fp.width, fp.height))
+        shared = shared_content([m for _, m in out], sizes, feats.width, feats.height)
+        out = [km for km, gone in zip(out, shared, strict=True) if not gone]
         out.sort(key=lambda km: (-km[1].score, -km[1].inliers))
         return out
