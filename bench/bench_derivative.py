@@ -38,6 +38,7 @@ import sys
 import time
 import zipfile
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,10 +155,12 @@ def _query_features(jpeg: bytes) -> tuple[dv.SuspectFeatures, np.ndarray]:
     return dv.suspect_features(rgb), rgb
 
 
-def calibrate(args: argparse.Namespace) -> dict[str, Any]:
-    paths = photos.photo_paths(split="tune")
-    originals = [_load(p) for p in paths]
-    fps = []
+def register_all(
+    originals: Sequence[np.ndarray],
+) -> tuple[list[dv.DerivativeFingerprint | None], DerivativeIndex]:
+    """Each original's derivative fingerprint (None: too little detail) and an
+    index of them, keyed by their position."""
+    fps: list[dv.DerivativeFingerprint | None] = []
     for rgb in originals:
         try:
             fps.append(dv.derivative_from_pixels(rgb))
@@ -167,6 +170,19 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     for i, fp in enumerate(fps):
         if fp is not None:
             index.add(i, fp)
+    return fps, index
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each uint32 (signature distances from XORed signatures)."""
+    x = np.ascontiguousarray(x, np.uint32)
+    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 4), axis=-1).sum(-1)
+
+
+def calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    paths = photos.photo_paths(split="tune")
+    originals = [_load(p) for p in paths]
+    fps, index = register_all(originals)
     pos: dict[str, list[int]] = defaultdict(list)
     neg: list[int] = []
     hard: list[int] = []
@@ -298,8 +314,7 @@ def _diagnose(index: DerivativeIndex, feats: dv.SuspectFeatures, name: str) -> d
     sw, ss, _, sure = assign_words(feats.descriptors[o][dst[inl]], 2)
     sw, ss, sure = sw.reshape(-1, 2), ss.reshape(-1, 2), sure.reshape(-1, 2)
     diff = ss ^ rs[:, None]
-    bits = np.unpackbits(diff.view(np.uint8).reshape(*diff.shape, 4), axis=-1).sum(-1)
-    votes = (sw == rw[:, None]) & (bits <= MAX_HAMMING) & ((diff & sure) == 0)
+    votes = (sw == rw[:, None]) & (popcount(diff) <= MAX_HAMMING) & ((diff & sure) == 0)
     return {
         "own_rank": rank,
         "own_inliers": match.inliers,

@@ -41,15 +41,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import photos
+from bench_derivative import popcount, register_all
 from bench_features import make_cases
 
 from takeback.fingerprint import derivative as dv
-from takeback.fingerprint.derivative_index import MAX_HAMMING, DerivativeIndex, assign_words
+from takeback.fingerprint.derivative_index import MAX_HAMMING, assign_words
 
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, np.uint32)
-    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 4), axis=-1).sum(-1)
+#: Most signature bits a run may be keyed on here (the offsets kept per lookup).
+_MAX_BITS = 8
 
 
 def _offsets(y: np.ndarray, words: np.ndarray, nearest: int) -> np.ndarray:
@@ -68,18 +67,9 @@ def _sure(off: np.ndarray, bits: int, margin: float) -> np.ndarray:
 
 def collect(originals: Sequence[np.ndarray], cases: Sequence[tuple]) -> dict[str, Any]:
     """True vote pairs, every lookup, and the postings each lookup's word holds."""
-    fps: list[dv.DerivativeFingerprint | None] = []
-    for rgb in originals:
-        try:
-            fps.append(dv.derivative_from_pixels(rgb))
-        except dv.TooLittleDetailError:
-            fps.append(None)
-    index = DerivativeIndex()
-    for i, fp in enumerate(fps):
-        if fp is not None:
-            index.add(i, fp)
+    fps, index = register_all(originals)
     index._build()
-    pairs_s, pairs_r = [], []  # offsets of a true vote's two descriptors
+    pairs_off, pairs_xor = [], []  # a true vote: the suspect side's offsets, the signatures' XOR
     offs, sigs, words, owns = [], [], [], []  # every lookup
     for i, _kind, rgb in cases:
         fp = fps[i]
@@ -97,14 +87,14 @@ def collect(originals: Sequence[np.ndarray], cases: Sequence[tuple]) -> dict[str
             ry, sy = reg.desc[src[inl]], feats.descriptors[o][dst[inl]]
             rw, rs, _, _ = assign_words(ry)
             sw, ss, _, _ = assign_words(sy, 2)
-            so = _offsets(sy, sw, 2).reshape(len(sy), 2, -1)
-            ro = _offsets(ry, rw, 1)
+            so = _offsets(sy, sw, 2).reshape(len(sy), 2, -1)[..., :_MAX_BITS]
             for a in range(2):
-                hit = (sw[a::2] == rw) & (_popcount(ss[a::2] ^ rs) <= MAX_HAMMING)
-                pairs_s.append(so[hit, a])
-                pairs_r.append(ro[hit])
+                xor = ss[a::2] ^ rs
+                hit = (sw[a::2] == rw) & (popcount(xor) <= MAX_HAMMING)
+                pairs_off.append(so[hit, a])
+                pairs_xor.append(xor[hit])
         w, sg, _, _ = assign_words(feats.descriptors[o], 2)
-        offs.append(_offsets(feats.descriptors[o], w, 2)[:, :8])
+        offs.append(_offsets(feats.descriptors[o], w, 2)[:, :_MAX_BITS])
         sigs.append(sg)
         words.append(w)
         owns.append(np.full(len(w), index._pos[i]))
@@ -118,27 +108,26 @@ def collect(originals: Sequence[np.ndarray], cases: Sequence[tuple]) -> dict[str
     photo = (index._meta[post] & np.uint64(0xFFFFFFFF)).astype(np.int64)
     xor = index._sig[post] ^ np.concatenate(sigs)[look]
     return {
-        "S": np.concatenate(pairs_s),
-        "R": np.concatenate(pairs_r),
+        "true_offsets": np.concatenate(pairs_off),
+        "true_xor": np.concatenate(pairs_xor),
         "look": look,
         "xor": xor,
-        "chance": (_popcount(xor) <= MAX_HAMMING) & (photo != np.concatenate(owns)[look]),
+        "chance": (popcount(xor) <= MAX_HAMMING) & (photo != np.concatenate(owns)[look]),
         "offsets": np.concatenate(offs),
     }
 
 
 def measure(data: dict[str, Any], bits: int, margin: float) -> dict[str, float]:
     """True votes kept, postings scanned and chance votes kept at one setting."""
-    s_, r_ = data["S"], data["R"]
-    fixed = np.abs(s_[:, :bits]) > margin
-    lost = (fixed & (np.sign(s_[:, :bits]) != np.sign(r_[:, :bits]))).any(1)
+    # a vote is lost, or a posting skipped, when the signatures differ on a sure bit
+    lost = (data["true_xor"] & _sure(data["true_offsets"], bits, margin)) != 0
     sure = _sure(data["offsets"], bits, margin)[data["look"]]
     keep = (data["xor"] & sure) == 0
     chance = data["chance"]
     return {
         "probe_bits": bits,
         "margin": margin,
-        "true_votes": len(s_),
+        "true_votes": len(lost),
         "true_votes_kept": round(1 - float(lost.mean()), 4),
         "postings_scanned": round(float(keep.mean()), 4),
         "chance_votes_kept": round(float((chance & keep).sum() / max(chance.sum(), 1)), 4),
@@ -152,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-photo", type=int, default=2, help="edits per kind per photo")
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
     args = parser.parse_args(argv)
-    if any(not 0 < b <= 8 for b in args.bits) or any(m < 0 for m in args.margins):
-        parser.error("--bits must be 1-8 and --margins non-negative")
+    if any(not 0 < b <= _MAX_BITS for b in args.bits) or any(m < 0 for m in args.margins):
+        parser.error(f"--bits must be 1-{_MAX_BITS} and --margins non-negative")
     paths = photos.photo_paths(split="tune")
     if not paths:
         print("no photos found: run 'python bench/photos.py fetch' first", file=sys.stderr)

@@ -1007,15 +1007,6 @@ def verify_derivative(
     matrix = None
     coverage = 0.0
     region = None
-    if len(held):
-        x = held[:, 0].astype(np.float64)
-        if mirrored:  # back to the suspect's own frame
-            x = round(feats.width / feats.scale) - 1 - x
-        y = held[:, 1].astype(np.float64)
-        x0, y0, x1, y1 = (
-            (v + 0.5) * feats.scale - 0.5 for v in (x.min(), y.min(), x.max(), y.max())
-        )
-        region = (float(x0), float(y0), float(x1), float(y1))
     if wmat is not None:
         s, fp_scale = feats.scale, reg.scale
         # original full-res -> original working -> suspect working (maybe mirrored) -> suspect
@@ -1033,6 +1024,10 @@ def verify_derivative(
         coverage = _coverage(
             matrix, fingerprint.width, fingerprint.height, feats.width, feats.height
         )
+        if len(held):  # the inliers, in the suspect's own pixels
+            xy = np.c_[held, np.ones(len(held))] @ (to_full @ flip)[:2].T
+            (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+            region = (float(x0), float(y0), float(x1), float(y1))
     score = score_of_inliers(inliers)
     return DerivativeMatch(
         score=score,
@@ -1073,28 +1068,25 @@ def shared_content(
         photos' frames land :data:`SHARED_APART` apart on the suspect.
     """
     out = np.zeros(len(matches), bool)
-    if len(matches) < 2:
-        return out
-    boxes = [m.region if m.matrix is not None else None for m in matches]
-    area = [np.inf if r is None else (r[2] - r[0]) * (r[3] - r[1]) for r in boxes]
-    corners = []
-    for m, (w, h) in zip(matches, frames, strict=True):
-        c = np.array(
-            [[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]]
-        )
-        p = c @ (np.eye(3) if m.matrix is None else m.matrix).T
-        corners.append(p[:, :2] / p[:, 2:3])
+    # (position, box, its area, the photo's corners on the suspect) of small boxes
+    small = []
+    for k, (m, (w, h)) in enumerate(zip(matches, frames, strict=True)):
+        r = m.region  # set with the matrix, when there are inliers
+        if r is None or m.matrix is None:
+            continue
+        area = (r[2] - r[0]) * (r[3] - r[1])
+        if area < SHARED_BOX * width * height:
+            c = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1],
+                          [-0.5, h - 0.5, 1]]) @ m.matrix.T  # fmt: skip
+            small.append((k, r, area, c[:, :2] / c[:, 2:3]))
     apart = SHARED_APART * float(np.hypot(width, height))
-    for i, ra in enumerate(boxes):
-        for j in range(i + 1, len(boxes)):
-            rb = boxes[j]
-            if ra is None or rb is None or max(area[i], area[j]) >= SHARED_BOX * width * height:
-                continue
+    for a, (i, ra, area_a, corners_a) in enumerate(small):
+        for j, rb, area_b, corners_b in small[a + 1 :]:
             across = min(ra[2], rb[2]) - max(ra[0], rb[0])
             down = min(ra[3], rb[3]) - max(ra[1], rb[1])
-            if min(across, down) <= 0 or across * down < SHARED_OVERLAP * min(area[i], area[j]):
+            if min(across, down) <= 0 or across * down < SHARED_OVERLAP * min(area_a, area_b):
                 continue
-            if np.hypot(*(corners[i] - corners[j]).T).mean() >= apart:
+            if np.hypot(*(corners_a - corners_b).T).mean() >= apart:
                 out[i] = out[j] = True
     return out
 

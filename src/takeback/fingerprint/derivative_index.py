@@ -16,9 +16,9 @@ An inverted file over a visual vocabulary with Hamming embedding:
   signature bits (the model's six widest axes), and a suspect feature skips
   the runs that differ from it on a bit where it lies clearly to one side of
   the word's centre (more than :data:`PROBE_MARGIN` of the axis' spread): a
-  copy's descriptor seldom crosses the centre there, and the scan and the
-  chance votes shrink to about a third (multi-probe; measured on the tune
-  half, docs/benchmarks.md);
+  copy's descriptor seldom crosses the centre there, so few true votes are
+  lost while the scan shrinks to about a third and the chance votes to two
+  thirds (multi-probe; measured on the tune half, docs/benchmarks.md);
 * votes are *weakly geometrically consistent* (Jegou, Douze and Schmid, ECCV
   2008): each posting also keeps its feature's orientation and scale, a vote
   goes into a histogram of the rotation and one of the scale change it implies,
@@ -641,7 +641,7 @@ class DerivativeIndex:
             todo = {}
             for pos, mirrored, _ in self.candidates(feats, k):
                 todo[pos] = (*todo.get(pos, ()), mirrored)
-        out = []
+        out, sizes = [], []
         for pos, orientations in todo.items():
             fp = self._fps[pos]
             if fp is None:
@@ -649,12 +649,8 @@ class DerivativeIndex:
             match = verify_derivative(feats, fp, threshold=threshold, orientations=orientations)
             if match.matched:
                 out.append((self._keys[pos], match))
+                sizes.append((fp.width, fp.height))
         # the same small part of the suspect matched in two photos: shared content
-        sizes = []
-        for key, _ in out:
-            fp = self._fps[self._pos[key]]
-            assert fp is not None
-            sizes.append((fp.width, fp.height))
         shared = shared_content([m for _, m in out], sizes, feats.width, feats.height)
         out = [km for km, gone in zip(out, shared, strict=True) if not gone]
         out.sort(key=lambda km: (-km[1].score, -km[1].inliers))
