@@ -19,6 +19,7 @@ from takeback.fingerprint.derivative import (
     TooLittleDetailError,
     derivative_from_file,
     derivative_from_pixels,
+    score_of_inliers,
     shared_content,
     suspect_features,
     verify_derivative,
@@ -316,15 +317,19 @@ def test_a_large_badge_two_registered_photos_share_is_not_a_match(
 ) -> None:
     # A badge over 60 % of the width covers more than MIN_BOX_SHARE of the
     # suspect, and an unregistered photo stamped with it near a corner matches
-    # each of two unrelated registered photos stamped with it in the middle,
-    # one by one. The index sees both match in the same small part of the
-    # suspect, with the two photos' frames landing in different places: shared
-    # content, not a copy of either. A doctored copy of one of them still
-    # finds it.
+    # each of three unrelated registered photos stamped with it in the middle,
+    # one by one. The index sees them match in the same small part of the
+    # suspect, and the photos do not match each other beyond the badge: shared
+    # content, not a copy of any. Two of them are 512 x 512, so their frames
+    # land in the same place on the suspect, as two registrations of one
+    # photo's would. A doctored copy of one of them still finds it.
     rocket = _stamped(originals["rocket.jpg"], 0.6, centre=True)
     stamped = {
         "rocket": derivative_from_pixels(rocket),
         "astronaut": derivative_from_pixels(_stamped(originals["astronaut.png"], 0.6, centre=True)),
+        "moon": derivative_from_pixels(
+            _stamped(load_rgb(sample_photo("moon.png")), 0.6, centre=True)
+        ),
     }
     suspect = _stamped(originals["motorcycle_left.png"], 0.6, centre=False)
     one_by_one = {k: verify_derivative(suspect, fp) for k, fp in stamped.items()}
@@ -340,28 +345,63 @@ def test_a_large_badge_two_registered_photos_share_is_not_a_match(
         assert index.search(suspect, exhaustive=True) == []
         copy, *_ = _doctor(rocket, load_rgb(sample_photo(UNREGISTERED_PHOTO)), seed=4)
         assert [k for k, _ in index.search(copy)] == ["rocket"]
+    with DerivativeIndex() as index:  # the two whose frames land alike, alone
+        for key in ("astronaut", "moon"):
+            index.add(key, stamped[key])
+        assert index.search(suspect) == []
 
 
-def _match(region: tuple[float, float, float, float], shift: float = 0.0) -> DerivativeMatch:
-    """A match of a 400 x 300 photo at half size, ``shift`` px to the right."""
-    m = np.array([[0.5, 0, shift], [0, 0.5, 0], [0, 0, 1]])
-    return DerivativeMatch(1.0, True, 0.8, m, False, 12, 40, 0.25, region)
+def _match(
+    region: tuple[float, float, float, float],
+    group: int = 12,
+    *,
+    capped: bool = False,
+    mirrored: bool = False,
+) -> DerivativeMatch:
+    """A verification with ``group`` inliers in ``region`` of a 400 x 300 suspect
+    (a match unless ``capped``: the rules for shared content held it at 3)."""
+    m = np.array([[0.5, 0, 0], [0, 0.5, 0], [0, 0, 1]])
+    inliers = min(group, 3) if capped else group
+    score = score_of_inliers(inliers)
+    return DerivativeMatch(score, score >= 0.8, 0.8, m, mirrored, inliers, 40, 0.25, region, group)
 
 
-def test_shared_content_is_the_same_small_place_in_frames_apart() -> None:
-    # Suspect 400 x 300 (a tenth: 12,000 px^2); the matched photos 400 x 300.
-    frames, small, large = [(400, 300)] * 2, (10.0, 10.0, 90.0, 60.0), (10.0, 10.0, 210.0, 160.0)
-    badge = [_match(small), _match((20.0, 15.0, 95.0, 65.0), shift=150.0)]
-    assert shared_content(badge, frames, 400, 300).tolist() == [True, True]
-    # the same photo registered twice: its frame lands in the same place
-    twice = [_match(small), _match((20.0, 15.0, 95.0, 65.0), shift=2.0)]
-    assert shared_content(twice, frames, 400, 300).tolist() == [False, False]
-    # what is left of a scene covers more than SHARED_BOX; a collage, other places
-    scene = [_match(large), _match(large, shift=150.0)]
-    assert shared_content(scene, frames, 400, 300).tolist() == [False, False]
-    collage = [_match(small), _match((200.0, 150.0, 280.0, 200.0), shift=150.0)]
-    assert shared_content(collage, frames, 400, 300).tolist() == [False, False]
-    assert shared_content(badge[:1], frames[:1], 400, 300).tolist() == [False]
+def test_shared_content_is_the_same_small_place_in_photos_of_different_scenes(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    # Suspect 400 x 300 (a tenth of it: 12,000 px^2).
+    small, alike, large = (
+        (10.0, 10.0, 90.0, 60.0),
+        (15.0, 12.0, 92.0, 62.0),
+        (10.0, 10.0, 210.0, 160.0),
+    )
+    two = [fps["rocket.jpg"], fps["chelsea.png"]]
+    assert shared_content([_match(small), _match(alike)], two, 400, 300).tolist() == [True, True]
+    # a group the rules capped at 3 still witnesses that the content is shared
+    witness = [_match(small), _match(alike, capped=True)]
+    assert shared_content(witness, two, 400, 300).tolist() == [True, True]
+    # but 3 inliers or fewer before any rule, or two witnesses alone, do not
+    for pair in ([_match(small), _match(alike, 3)],
+                 [_match(small, capped=True), _match(alike, capped=True)]):  # fmt: skip
+        assert shared_content(pair, two, 400, 300).tolist() == [False, False]
+    # the same photo registered twice, or a photo and a crop of it: they match
+    # each other, so what matched is what is left of their scene
+    rocket = originals["rocket.jpg"]
+    crop = derivative_from_pixels(rocket[: rocket.shape[0] // 2, rocket.shape[1] // 3 :])
+    for same in ([fps["rocket.jpg"]] * 2, [fps["rocket.jpg"], crop], [crop, fps["rocket.jpg"]]):
+        assert shared_content([_match(small), _match(alike)], same, 400, 300).tolist() == [
+            False, False,
+        ]  # fmt: skip
+    # what is left of a scene covers more than SHARED_BOX; a collage, other
+    # places; a small group inside a larger one is not alike; nor is a mirror image
+    for pair in (
+        [_match(large), _match(large)],
+        [_match(small), _match((200.0, 150.0, 280.0, 200.0))],
+        [_match((10.0, 10.0, 120.0, 90.0)), _match((20.0, 20.0, 60.0, 40.0))],
+        [_match(small), _match(alike, mirrored=True)],
+    ):
+        assert shared_content(pair, two, 400, 300).tolist() == [False, False]
+    assert shared_content([_match(small)], two[:1], 400, 300).tolist() == [False]
 
 
 def test_a_reduced_decode_is_stored_in_full_size_pixels(

@@ -166,20 +166,20 @@ EDGE_SHARE: Final = 0.1
 #: less than 0.025 (the smallest 0.009).
 MIN_BOX_SHARE: Final = 0.025
 _STRIP_CAP: Final = 3
-#: Shared content: when two registered photos both match a suspect in the same
-#: place (their inlier boxes in the suspect overlap on at least
-#: :data:`SHARED_OVERLAP` of the smaller one), both boxes cover under
-#: SHARED_BOX of the suspect's frame, and the two photos' frames land in
-#: different places on the suspect (their corners, mapped by the two matches,
-#: lie :data:`SHARED_APART` of the suspect's diagonal apart on average), what
-#: matched is something the photos share (a site's badge stamped on both), not
-#: a scene: neither is a match (:func:`shared_content`). A collage matches in
-#: different places; a copy of a photo matches over what is left of the scene,
-#: beyond this share; two registrations of one photo (or of one scene, framed
-#: alike) land in the same place and stay matches.
+#: Shared content: when two registered photos both put a group of inliers in
+#: the same small part of a suspect (their inlier boxes in the suspect each
+#: cover under SHARED_BOX of its frame and overlap on at least
+#: :data:`SHARED_OVERLAP` of the larger one), and the two photos are not
+#: copies of one scene (verified against each other, they do not match over
+#: at least SHARED_BOX of either), what matched is something the photos share
+#: (a site's badge stamped on both), not a scene: neither is a match
+#: (:func:`shared_content`). The second photo's group counts as a witness even
+#: when the rules above capped it. A collage matches in different places; a
+#: copy of a photo matches over what is left of the scene, beyond this share;
+#: two registrations of one photo (or a photo and its crop) match each other
+#: and stay matches.
 SHARED_BOX: Final = 0.1
 SHARED_OVERLAP: Final = 0.5
-SHARED_APART: Final = 0.1
 
 
 class DerivativeError(TakeBackError):
@@ -390,6 +390,10 @@ class DerivativeMatch:
     region : (x0, y0, x1, y1) or None
         Bounding box of the inliers in suspect pixel coordinates (the suspect
         as it is, not mirrored); None without inliers.
+    group : int
+        Inliers of the transform before the rules for what unrelated images
+        share (captions, strips, small patches, badges) capped them at 3;
+        ``inliers`` when no rule applied.
     """
 
     score: float
@@ -401,6 +405,7 @@ class DerivativeMatch:
     tentative: int
     coverage: float
     region: tuple[float, float, float, float] | None = None
+    group: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form (``method: "derivative"`` fields of ``takeback match --json``)."""
@@ -977,7 +982,7 @@ def verify_derivative(
     """
     feats = suspect if isinstance(suspect, SuspectFeatures) else suspect_features(suspect)
     reg = _registered(fingerprint)
-    best: tuple[int, int, np.ndarray | None, bool] = (0, 0, None, False)
+    best: tuple[int, int, np.ndarray | None, bool, int] = (0, 0, None, False, 0)
     held = np.zeros((0, 2), np.float32)  # the best orientation's inliers, suspect side
     for mirrored in orientations:
         i = int(mirrored)
@@ -990,7 +995,7 @@ def verify_derivative(
             feats.sizes[dst],
             feats.angles[i][dst],
         )
-        count = int(inl.sum()) if wmat is not None else 0
+        count = group = int(inl.sum()) if wmat is not None else 0
         if count > _STRIP_CAP and _not_the_scene(
             reg.points[src][inl], reg.frame, feats.points[i][dst][inl], feats.frame
         ):
@@ -1001,9 +1006,10 @@ def verify_derivative(
                 len(src),
                 None if wmat is None else np.vstack([wmat, [0, 0, 1]]),
                 mirrored,
+                group,
             )
             held = feats.points[i][dst][inl] if wmat is not None else held[:0]
-    inliers, tentative, wmat, mirrored = best
+    inliers, tentative, wmat, mirrored, group = best
     matrix = None
     coverage = 0.0
     region = None
@@ -1039,23 +1045,27 @@ def verify_derivative(
         tentative=tentative,
         coverage=coverage,
         region=region,
+        group=group,
     )
 
 
 def shared_content(
     matches: Sequence[DerivativeMatch],
-    frames: Sequence[tuple[int, int]],
+    fingerprints: Sequence[DerivativeFingerprint],
     width: int,
     height: int,
 ) -> np.ndarray:
-    """Which matches of one suspect are content other matches share, not a scene.
+    """Which matches of one suspect are content another registered photo shares, not a scene.
 
     Parameters
     ----------
     matches : sequence of DerivativeMatch
-        One suspect's matches, one per registered photo.
-    frames : sequence of (width, height)
-        Each matched photo's size (the fingerprint's).
+        One suspect's verifications, one per registered photo. Those with a
+        group of more than 3 inliers (``group``, before the rules for what
+        unrelated images share capped it) count: its matches, and the others
+        as witnesses.
+    fingerprints : sequence of DerivativeFingerprint
+        The registered photo each was verified against.
     width, height : int
         The suspect's size in pixels.
 
@@ -1063,32 +1073,49 @@ def shared_content(
     -------
     (N,) bool array
         True for a match whose inlier box covers under :data:`SHARED_BOX` of
-        the suspect and overlaps another such box on at least
-        :data:`SHARED_OVERLAP` of the smaller of the two, where the two
-        photos' frames land :data:`SHARED_APART` apart on the suspect.
+        the suspect and is alike another such group's (in the same
+        orientation, overlapping on :data:`SHARED_OVERLAP` of the larger box)
+        from a photo that is not a copy of the same scene (the two verified
+        against each other do not match over :data:`SHARED_BOX` of either).
     """
     out = np.zeros(len(matches), bool)
-    # (position, box, its area, the photo's corners on the suspect) of small boxes
-    small = []
-    for k, (m, (w, h)) in enumerate(zip(matches, frames, strict=True)):
+    small = []  # (position, box, its area) of small groups
+    for k, m in enumerate(matches):
         r = m.region  # set with the matrix, when there are inliers
-        if r is None or m.matrix is None:
+        if r is None or m.group <= _STRIP_CAP:
             continue
         area = (r[2] - r[0]) * (r[3] - r[1])
         if area < SHARED_BOX * width * height:
-            c = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1],
-                          [-0.5, h - 0.5, 1]]) @ m.matrix.T  # fmt: skip
-            small.append((k, r, area, c[:, :2] / c[:, 2:3]))
-    apart = SHARED_APART * float(np.hypot(width, height))
-    for a, (i, ra, area_a, corners_a) in enumerate(small):
-        for j, rb, area_b, corners_b in small[a + 1 :]:
+            small.append((k, r, area))
+    for a, (i, ra, area_a) in enumerate(small):
+        for j, rb, area_b in small[a + 1 :]:
+            mi, mj = matches[i], matches[j]
+            if not (mi.matched or mj.matched) or mi.mirrored != mj.mirrored:
+                continue
             across = min(ra[2], rb[2]) - max(ra[0], rb[0])
             down = min(ra[3], rb[3]) - max(ra[1], rb[1])
-            if min(across, down) <= 0 or across * down < SHARED_OVERLAP * min(area_a, area_b):
+            if min(across, down) <= 0 or across * down < SHARED_OVERLAP * max(area_a, area_b):
                 continue
-            if np.hypot(*(corners_a - corners_b).T).mean() >= apart:
+            if not (_same_scene(fingerprints[i], fingerprints[j]) or
+                    _same_scene(fingerprints[j], fingerprints[i])):  # fmt: skip
                 out[i] = out[j] = True
     return out
+
+
+def _same_scene(a: DerivativeFingerprint, b: DerivativeFingerprint) -> bool:
+    """Whether ``b``, taken as a suspect, is a copy of ``a`` over at least
+    :data:`SHARED_BOX` of its frame (a second registration, a crop, a burst)."""
+    reg = _registered(b)
+    # b's own features as a suspect's, as it is (the mirrored slot is not used)
+    feats = SuspectFeatures(
+        b.width, b.height, reg.scale, (reg.desc, reg.desc), (reg.points, reg.points),
+        reg.sizes, (reg.angles, reg.angles),
+    )  # fmt: skip
+    m = verify_derivative(feats, a, orientations=(False,))
+    if not m.matched or m.region is None:
+        return False
+    x0, y0, x1, y1 = m.region
+    return (x1 - x0) * (y1 - y0) >= SHARED_BOX * b.width * b.height
 
 
 def _coverage(matrix: np.ndarray, ow: int, oh: int, sw: int, sh: int) -> float:

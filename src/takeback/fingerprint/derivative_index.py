@@ -629,9 +629,11 @@ class DerivativeIndex:
         -------
         list of (key, DerivativeMatch)
             Only matches at or above ``threshold``; empty when none (a collage
-            of two registered photos returns both). Matches of two or more
-            photos in the same small part of the suspect are dropped: that is
-            content they share, such as a site's badge
+            of two registered photos returns both). A match in a small part
+            of the suspect where another verified photo also has a group of
+            inliers (a match, or one the rules for shared content capped) is
+            dropped unless the two photos match each other: that is content
+            they share, such as a site's badge
             (:func:`~.derivative.shared_content`).
         """
         feats = suspect if isinstance(suspect, SuspectFeatures) else suspect_features(suspect)
@@ -641,17 +643,17 @@ class DerivativeIndex:
             todo = {}
             for pos, mirrored, _ in self.candidates(feats, k):
                 todo[pos] = (*todo.get(pos, ()), mirrored)
-        out, sizes = [], []
+        seen: list[tuple[Hashable, DerivativeMatch, DerivativeFingerprint]] = []
         for pos, orientations in todo.items():
             fp = self._fps[pos]
             if fp is None:
                 continue
             match = verify_derivative(feats, fp, threshold=threshold, orientations=orientations)
-            if match.matched:
-                out.append((self._keys[pos], match))
-                sizes.append((fp.width, fp.height))
+            seen.append((self._keys[pos], match, fp))
         # the same small part of the suspect matched in two photos: shared content
-        shared = shared_content([m for _, m in out], sizes, feats.width, feats.height)
-        out = [km for km, gone in zip(out, shared, strict=True) if not gone]
+        shared = shared_content([m for _, m, _ in seen], [f for *_, f in seen], feats.width,
+                                feats.height)  # fmt: skip
+        out = [(k, m) for (k, m, _), gone in zip(seen, shared, strict=True)
+               if m.matched and not gone]  # fmt: skip
         out.sort(key=lambda km: (-km[1].score, -km[1].inliers))
         return out
