@@ -435,6 +435,94 @@ def test_borders_and_caption_bars_are_found_and_photos_left_alone(
     assert not mask[bar + 40 : -40, 40:-40].any()
 
 
+def _reference_edge_bands(grey: np.ndarray) -> np.ndarray:
+    """The band search of :func:`edge_bands` in plain numpy, side by side as
+    the docstring tells it (rotated views of the image and the mask)."""
+    from takeback.fingerprint import derivative as dv
+
+    def band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:
+        if limit <= depth:
+            return None
+        lines, free = s[depth:limit], ~m[depth:limit]
+        count = np.maximum(free.sum(axis=1), 1)
+        levels = np.array(
+            [np.median(ln[f]) if f.any() else 32767.0 for ln, f in zip(lines, free, strict=True)]
+        )
+        own = (np.abs(lines - levels[:, None]) <= dv._BAND_TOL) & free
+        uniform = np.flatnonzero(own.sum(axis=1) >= dv._BAND_UNIFORM * count)
+        if len(uniform) == 0:
+            return None
+        first = int(uniform[0])
+        near = (np.abs(lines - levels[first]) <= dv._BAND_TOL) & free
+        keeps = near.sum(axis=1) >= dv._BAND_KEEP * count
+        if not keeps[:first].all():
+            return None
+        misses, end = 0, first + 1
+        for i in range(first + 1, len(keeps)):
+            if keeps[i]:
+                end, misses = i + 1, 0
+            elif (misses := misses + 1) > 4:
+                break
+        return depth + end if end >= 2 else None
+
+    def caption_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:
+        if limit - depth < 4 or not (free0 := ~m[depth]).any():
+            return None
+        lines, free = s[depth:limit], ~m[depth:limit]
+        level = np.median(lines[0][free0])
+        count = np.maximum(free.sum(axis=1), 1)
+        keep = ((np.abs(lines - level) <= dv._CAPTION_TOL) & free).sum(axis=1) / count
+        gone = np.flatnonzero(keep < dv._CAPTION_GONE)
+        if len(gone) == 0 or gone[0] < 3:
+            return None
+        end = int(gone[0])
+        if (keep[: end - 2].min() < dv._CAPTION_KEEP
+                or keep[max(0, end - 4) : end].max() < dv._CAPTION_MARGIN):  # fmt: skip
+            return None
+        return depth + end
+
+    mask = np.zeros(grey.shape, bool)
+    g = grey.astype(np.int16)
+    for side in (0, 2, 1, 3):
+        s, m = np.rot90(g, side), np.rot90(mask, side)  # m is a view: it writes mask
+        limit, depth = int(s.shape[0] * dv._BAND_MAX), 0
+        for _ in range(3):
+            end = band_end(s, m, depth, limit)
+            end = caption_end(s, m, depth, limit) if end is None else end
+            if end is None:
+                break
+            m[:end] = True
+            depth = end
+    return mask
+
+
+def test_the_compiled_band_search_is_the_plain_one(originals: dict[str, np.ndarray]) -> None:
+    # Real photos with borders and caption bars (stacked, on two sides, dark
+    # and light), shrunk and re-encoded as forums do, and pictures with none.
+    from takeback.fingerprint.derivative import edge_bands
+
+    rng = np.random.default_rng(5)
+    cases = []
+    for n, rgb in originals.items():
+        framed = cv2.copyMakeBorder(rgb, 12, 12, 30, 30, cv2.BORDER_CONSTANT, value=(20, 20, 20))
+        for img in (rgb, framed, _captioned(rgb, "@someone #repost"),
+                    _captioned(framed, "look at this")[::-1]):  # fmt: skip
+            for f in (1.0, 0.5, 0.3):
+                small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+                q = int(rng.integers(55, 91))
+                ok, enc = cv2.imencode(".png" if f == 1 else ".jpg", small,
+                                       [cv2.IMWRITE_JPEG_QUALITY, q])  # fmt: skip
+                assert ok, n
+                cases.append(cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE))
+    cases += [np.full((64, 64), 200, np.uint8), rng.integers(0, 256, (70, 300), dtype=np.uint8)]
+    found = 0
+    for grey in cases:
+        mask = edge_bands(grey)
+        assert np.array_equal(mask, _reference_edge_bands(grey))
+        found += bool(mask.any())
+    assert found > len(cases) // 2
+
+
 def test_a_caption_bar_is_found_when_its_text_reaches_the_edge(
     originals: dict[str, np.ndarray],
 ) -> None:

@@ -154,3 +154,138 @@ def line_medians(lines: np.ndarray, free: np.ndarray) -> np.ndarray:  # pragma: 
                 break
         out[r] = (lo + np.float64(hi)) / 2
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _lines(
+    grey: np.ndarray, mask: np.ndarray, side: int, depth: int, limit: int
+) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Lines ``depth`` to ``limit - 1`` in from one edge (0 top, 2 bottom, 1
+    right, 3 left: the first line of ``np.rot90(grey, side)``): their grey
+    levels and whether each pixel is outside the bands found so far."""
+    h, w = grey.shape
+    length = w if side == 0 or side == 2 else h
+    n = max(limit - depth, 0)
+    vals = np.empty((n, length), np.int16)
+    free = np.empty((n, length), np.bool_)
+    for i in range(n):
+        d = depth + i
+        for j in range(length):
+            if side == 0:
+                r, c = d, j
+            elif side == 2:
+                r, c = h - 1 - d, j
+            elif side == 1:
+                r, c = j, w - 1 - d
+            else:
+                r, c = j, d
+            vals[i, j] = grey[r, c]
+            free[i, j] = not mask[r, c]
+    return vals, free
+
+
+@numba.njit(cache=True, nogil=True)
+def _near(vals: np.ndarray, free: np.ndarray, level: float, tol: float) -> int:  # pragma: no cover
+    """Free values of one line within ``tol`` of ``level``."""
+    k = 0
+    for j in range(len(vals)):
+        if free[j] and abs(vals[j] - level) <= tol:
+            k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_end(
+    vals: np.ndarray, free: np.ndarray, tol: float, uniform: float, keep: float
+) -> int:  # pragma: no cover - compiled
+    """Lines a band takes from the first of ``vals`` (0: no band): see
+    :func:`~.derivative.edge_bands`."""
+    n = vals.shape[0]
+    if n == 0:
+        return 0
+    levels = line_medians(vals, free)
+    count = np.maximum(free.sum(axis=1), 1)
+    first = -1
+    for i in range(n):
+        if _near(vals[i], free[i], levels[i], tol) >= uniform * count[i]:
+            first = i
+            break
+    if first < 0:
+        return 0
+    misses, end = 0, first + 1
+    for i in range(n):
+        keeps = _near(vals[i], free[i], levels[first], tol) >= keep * count[i]
+        if i < first:
+            if not keeps:
+                return 0
+        elif i > first:
+            if keeps:
+                end, misses = i + 1, 0
+            else:
+                misses += 1
+                if misses > 4:
+                    break
+    return end if end >= 2 else 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _caption_end(
+    vals: np.ndarray, free: np.ndarray, tol: float, keep: float, gone: float, margin: float
+) -> int:  # pragma: no cover - compiled
+    """Lines a caption bar with no line of one grey level takes from the first
+    of ``vals`` (0: none): see :func:`~.derivative.edge_bands`."""
+    n = vals.shape[0]
+    if n < 4 or not free[0].any():
+        return 0
+    level = line_medians(vals[:1], free[:1])[0]
+    shares = np.empty(n, np.float64)
+    end = -1
+    for i in range(n):
+        shares[i] = _near(vals[i], free[i], level, tol) / max(free[i].sum(), 1)
+        if shares[i] < gone:
+            end = i
+            break
+    if end < 3:
+        return 0
+    if shares[: end - 2].min() < keep or shares[max(0, end - 4) : end].max() < margin:
+        return 0
+    return end
+
+
+@numba.njit(cache=True, nogil=True)
+def edge_band_mask(
+    grey: np.ndarray,
+    deepest: float,
+    band: tuple[float, float, float],
+    caption: tuple[float, float, float, float],
+) -> np.ndarray:  # pragma: no cover - compiled
+    """The compiled search of :func:`~.derivative.edge_bands`: ``deepest`` is
+    the share of a side a band may reach, ``band`` the tolerance and shares of
+    a band of one grey level, ``caption`` those of a caption bar without one."""
+    h, w = grey.shape
+    mask = np.zeros((h, w), np.bool_)
+    for side in (0, 2, 1, 3):  # top and bottom first: side bands skip caption bars
+        lines = h if side == 0 or side == 2 else w
+        limit = int(lines * deepest)
+        depth = 0
+        for _ in range(3):
+            if limit <= depth:
+                break
+            vals, free = _lines(grey, mask, side, depth, limit)
+            taken = _band_end(vals, free, band[0], band[1], band[2])
+            if taken == 0:
+                taken = _caption_end(vals, free, caption[0], caption[1], caption[2], caption[3])
+            if taken == 0:
+                break
+            depth += taken
+            for d in range(depth):
+                for j in range(w if side == 0 or side == 2 else h):
+                    if side == 0:
+                        mask[d, j] = True
+                    elif side == 2:
+                        mask[h - 1 - d, j] = True
+                    elif side == 1:
+                        mask[j, w - 1 - d] = True
+                    else:
+                        mask[j, d] = True
+    return mask

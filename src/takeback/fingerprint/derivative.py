@@ -534,11 +534,15 @@ def _grey_working(rgb: np.ndarray, size: int = WORKING_SIZE) -> tuple[np.ndarray
 
 
 def _sift(
-    grey: np.ndarray, n: int, contrast: float = CONTRAST
+    grey: np.ndarray, n: int, contrast: float = CONTRAST, mask: np.ndarray | None = None
 ) -> tuple[list[cv2.KeyPoint], np.ndarray]:
-    """Up to ``n`` SIFT keypoints and their RootSIFT descriptors (float32, L2 norm 1)."""
+    """Up to ``n`` SIFT keypoints and their RootSIFT descriptors (float32, L2 norm 1).
+
+    ``mask`` (uint8, 0 where features are not wanted) drops keypoints after
+    OpenCV keeps its ``n`` best and before it describes them.
+    """
     sift = cv2.SIFT_create(nfeatures=n, contrastThreshold=contrast)  # type: ignore[attr-defined]
-    kps, desc = sift.detectAndCompute(grey, None)
+    kps, desc = sift.detectAndCompute(grey, mask)
     if desc is None or not kps:
         return [], np.zeros((0, 128), np.float32)
     desc = desc / np.maximum(desc.sum(axis=1, keepdims=True), 1e-7)
@@ -628,84 +632,35 @@ def edge_bands(grey: np.ndarray) -> np.ndarray:
     an edge, provided every line between it and the edge keeps that level on
     at least :data:`_BAND_KEEP` of it (the rows of a caption's text below its
     top margin do). The band runs from the edge inward while the lines keep
-    the level (text does not stop it). A small re-compressed caption bar with
-    no such line is found from the picture side instead (:func:`_caption_end`).
-    Bands may stack (a caption bar outside a border). A flat sky along the top
-    edge is taken as a band too, which costs little: it has few features.
+    the level (text does not stop it; up to 4 lines that do not are bridged).
+
+    A small re-compressed caption bar has no such line: JPEG noise and the
+    text's blur reach every line. It is found from the picture side instead:
+    the bar's level is its outermost line's (median); every line keeps it,
+    within :data:`_CAPTION_TOL`, on at least :data:`_CAPTION_KEEP` of it (its
+    text lines do) until a line that hardly does (:data:`_CAPTION_GONE`): the
+    picture. The bar must end straight, as a bar does and a sky or a wall does
+    not: within the last 4 lines before that, one keeps the level on
+    :data:`_CAPTION_MARGIN` of it (the margin under the text), and at most 2
+    lines of blur come between.
+
+    Bands may stack (a caption bar outside a border; up to 3 per side). Top
+    and bottom are searched first, and a side's lines count only their pixels
+    outside the bands already found. A flat sky along the top edge is taken
+    as a band too, which costs little: it has few features. The search is
+    compiled (:func:`._consensus.edge_band_mask`).
     """
-    h, w = grey.shape
-    mask = np.zeros((h, w), bool)
-    g = grey.astype(np.int16)
-    for side in (0, 2, 1, 3):  # top and bottom first: side bands skip caption bars
-        s = np.rot90(g, side)
-        m = np.rot90(mask, side)  # a view: writing it writes ``mask``
-        limit = int(s.shape[0] * _BAND_MAX)
-        depth = 0
-        for _ in range(3):
-            end = _band_end(s, m, depth, limit)
-            if end is None:
-                end = _caption_end(s, m, depth, limit)
-            if end is None:
-                break
-            m[:end] = True
-            depth = end
-    return mask
+    from ._consensus import edge_band_mask  # numba: not needed to compute fingerprints
 
-
-def _band_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:
-    """Where a band starting at line ``depth`` ends (exclusive), or None."""
-    if limit <= depth:
-        return None
-    from ._consensus import line_medians  # numba: not needed to compute fingerprints
-
-    lines = np.ascontiguousarray(s[depth:limit])
-    free = ~m[depth:limit]
-    count = np.maximum(free.sum(axis=1), 1)
-    # lines crossing a band found on another side: the median of their free part
-    levels = line_medians(lines, np.ascontiguousarray(free))
-    own = (np.abs(lines - levels[:, None]) <= _BAND_TOL) & free
-    uniform = np.flatnonzero(own.sum(axis=1) >= _BAND_UNIFORM * count)
-    if len(uniform) == 0:
-        return None
-    first = int(uniform[0])
-    keeps = ((np.abs(lines - levels[first]) <= _BAND_TOL) & free).sum(axis=1) >= _BAND_KEEP * count
-    if not keeps[:first].all():
-        return None
-    misses, end = 0, first + 1
-    for i in range(first + 1, len(keeps)):
-        if keeps[i]:
-            end, misses = i + 1, 0
-        elif (misses := misses + 1) > 4:
-            break
-    return depth + end if end >= 2 else None
-
-
-def _caption_end(s: np.ndarray, m: np.ndarray, depth: int, limit: int) -> int | None:
-    """Where a caption bar with no line of one grey level ends (exclusive), or None.
-
-    Small, re-compressed captions have none: JPEG noise and the text's blur
-    reach every line. The bar's level is its outermost line's (median); every
-    line keeps it, within :data:`_CAPTION_TOL`, on at least
-    :data:`_CAPTION_KEEP` of it (its text lines do) until a line that
-    hardly does (:data:`_CAPTION_GONE`): the picture. The bar must end
-    straight, as a bar does and a sky or a wall does not: within the last 4
-    lines before that, one keeps the level on :data:`_CAPTION_MARGIN` of it
-    (the margin under the text), and at most 2 lines of blur come between.
-    """
-    if limit - depth < 4 or not (free0 := ~m[depth]).any():
-        return None
-    lines = s[depth:limit]
-    free = ~m[depth:limit]
-    level = np.median(lines[0][free0])
-    count = np.maximum(free.sum(axis=1), 1)
-    keep = ((np.abs(lines - level) <= _CAPTION_TOL) & free).sum(axis=1) / count
-    gone = np.flatnonzero(keep < _CAPTION_GONE)
-    if len(gone) == 0 or gone[0] < 3:
-        return None
-    end = int(gone[0])
-    if keep[: end - 2].min() < _CAPTION_KEEP or keep[max(0, end - 4) : end].max() < _CAPTION_MARGIN:
-        return None
-    return depth + end
+    arr = np.ascontiguousarray(grey, np.uint8)
+    if arr.ndim != 2:
+        raise ValueError(f"expected an (M, N) grey image, not shape {arr.shape}")
+    return edge_band_mask(
+        arr,
+        _BAND_MAX,
+        (float(_BAND_TOL), _BAND_UNIFORM, _BAND_KEEP),
+        (float(_CAPTION_TOL), _CAPTION_KEEP, _CAPTION_GONE, _CAPTION_MARGIN),
+    )
 
 
 _CAPTION_TOL: Final = 10
@@ -733,12 +688,15 @@ def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
     """
     arr = np.asarray(rgb)
     grey, scale = _grey_working(arr, SUSPECT_SIZE)
-    kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST)
+    bands = edge_bands(grey)
+    # OpenCV leaves out keypoints in the bands before describing them (after
+    # keeping its best SUSPECT_FEATURES, as when they were dropped afterwards)
+    mask = np.where(bands, 0, 255).astype(np.uint8) if bands.any() else None
+    kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST, mask)
     pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
     sizes = np.array([kp.size for kp in kps], np.float32)
     angles = np.array([kp.angle for kp in kps], np.float32)
-    if kps:
-        bands = edge_bands(grey)
+    if kps and mask is not None:  # OpenCV rounds positions its own way: the same test as ever
         col = np.clip(np.rint(pts[:, 0]).astype(int), 0, grey.shape[1] - 1)
         row = np.clip(np.rint(pts[:, 1]).astype(int), 0, grey.shape[0] - 1)
         keep = ~bands[row, col]
