@@ -152,7 +152,8 @@ def assign_words(y: np.ndarray, nearest: int = 1) -> Words:
     words = np.empty(len(y) * nearest, np.int32)
     sigs = np.empty(len(y) * nearest, np.uint32)
     sure = np.empty(len(y) * nearest, np.uint8)
-    _fine_words(y, c1, m.fine, _fine_norms(), _margins(), nearest, words, sigs, sure)
+    _fine_words(y, c1, m.fine, _fine_by_axis(), _fine_norms(), _margins(), nearest, words, sigs,
+                sure)  # fmt: skip
     return Words(words, sigs, np.repeat(np.arange(len(y)), nearest), sure)
 
 
@@ -161,6 +162,7 @@ def _fine_words(
     y: np.ndarray,
     cells: np.ndarray,
     fine: np.ndarray,
+    by_axis: np.ndarray,
     norms: np.ndarray,
     margins: np.ndarray,
     nearest: int,
@@ -170,19 +172,27 @@ def _fine_words(
 ) -> None:  # pragma: no cover - compiled
     """The ``nearest`` fine words of each descriptor under its coarse cell, nearest
     first (ties: the lower word), its signature against each, and which of the
-    first ``len(margins)`` bits are sure (further than the margin from the centre)."""
+    first ``len(margins)`` bits are sure (further than the margin from the centre).
+
+    ``by_axis`` is ``fine`` with its last two axes swapped: the products with
+    all the cell's words are summed axis by axis, each word's in the order of
+    the axes, which the compiler runs several words at a time.
+    """
     nfine, dims = fine.shape[1], fine.shape[2]
     best = np.empty(nearest, np.float32)
     which = np.empty(nearest, np.int64)
+    dots = np.empty(nfine, np.float32)
     for r in range(len(y)):
         c = cells[r]
         best[:] = np.inf
         which[:] = 0
+        dots[:] = np.float32(0.0)
+        for d in range(dims):
+            yd = y[r, d]
+            for j in range(nfine):
+                dots[j] += yd * by_axis[c, d, j]
         for j in range(nfine):
-            dot = np.float32(0.0)
-            for d in range(dims):
-                dot += y[r, d] * fine[c, j, d]
-            v = norms[c, j] - np.float32(2.0) * dot  # squared distance less |y|^2
+            v = norms[c, j] - np.float32(2.0) * dots[j]  # squared distance less |y|^2
             if v < best[nearest - 1]:
                 k = nearest - 1
                 while k > 0 and v < best[k - 1]:
@@ -209,6 +219,11 @@ def _fine_words(
 @cache
 def _coarse_norms() -> np.ndarray:
     return (model().coarse ** 2).sum(1)[None, :]
+
+
+@cache
+def _fine_by_axis() -> np.ndarray:
+    return np.ascontiguousarray(model().fine.transpose(0, 2, 1))
 
 
 @cache
