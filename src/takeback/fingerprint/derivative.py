@@ -170,16 +170,23 @@ _STRIP_CAP: Final = 3
 #: the same small part of a suspect (their inlier boxes in the suspect each
 #: cover under SHARED_BOX of its frame and overlap on at least
 #: :data:`SHARED_OVERLAP` of the larger one), and the two photos are not
-#: copies of one scene (verified against each other, they do not match over
-#: at least SHARED_BOX of either), what matched is something the photos share
-#: (a site's badge stamped on both), not a scene: neither is a match
-#: (:func:`shared_content`). The second photo's group counts as a witness even
-#: when the rules above capped it. A collage matches in different places; a
-#: copy of a photo matches over what is left of the scene, beyond this share;
-#: two registrations of one photo (or a photo and its crop) match each other
-#: and stay matches.
+#: copies of one scene (:func:`_same_scene`), what matched is something the
+#: photos share (a site's badge stamped on both), not a scene: neither is a
+#: match (:func:`shared_content`). The second photo's group counts as a
+#: witness when the rules above capped it, too. A collage matches in different
+#: places; a copy of a photo matches over what is left of the scene, beyond
+#: this share; two registrations of one photo (or a photo and its crop) match
+#: each other and stay matches.
 SHARED_BOX: Final = 0.1
 SHARED_OVERLAP: Final = 0.5
+#: Two registered photos matching each other only over a small part of their
+#: frames are still copies of one scene when the inliers are at least this
+#: share of the first photo's features that land in the second's frame (a
+#: photo whose detail is one small object on a plain ground, registered
+#: twice). Scratch, sample photos and stamped distractors made from the tune
+#: photos: a photo against itself or a resized copy 0.51-0.77; unrelated
+#: photos sharing a badge 0.06-0.11.
+SHARED_SAME: Final = 0.3
 
 
 class DerivativeError(TakeBackError):
@@ -391,9 +398,9 @@ class DerivativeMatch:
         Bounding box of the inliers in suspect pixel coordinates (the suspect
         as it is, not mirrored); None without inliers.
     group : int
-        Inliers of the transform before the rules for what unrelated images
-        share (captions, strips, small patches, badges) capped them at 3;
-        ``inliers`` when no rule applied.
+        Inliers of the transform (of the orientation kept) before the rules
+        for what unrelated images share (captions, strips, small patches,
+        badges) capped them at 3; ``inliers`` when no rule applied.
     """
 
     score: float
@@ -689,8 +696,10 @@ def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
     arr = np.asarray(rgb)
     grey, scale = _grey_working(arr, SUSPECT_SIZE)
     bands = edge_bands(grey)
-    # OpenCV leaves out keypoints in the bands before describing them (after
-    # keeping its best SUSPECT_FEATURES, as when they were dropped afterwards)
+    # OpenCV leaves out keypoints in the bands before describing them, after
+    # keeping its best SUSPECT_FEATURES, as dropping them afterwards did (it
+    # rounds a position half a pixel up where np.rint rounds to even: a
+    # keypoint exactly half a pixel from a band's edge may go)
     mask = np.where(bands, 0, 255).astype(np.uint8) if bands.any() else None
     kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST, mask)
     pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
@@ -1018,10 +1027,10 @@ def shared_content(
     Parameters
     ----------
     matches : sequence of DerivativeMatch
-        One suspect's verifications, one per registered photo. Those with a
-        group of more than 3 inliers (``group``, before the rules for what
-        unrelated images share capped it) count: its matches, and the others
-        as witnesses.
+        One suspect's verifications, one per registered photo. Its matches
+        count, and, as witnesses, the groups the rules for what unrelated
+        images share capped (``group`` over ``inliers``); other verifications
+        are ignored.
     fingerprints : sequence of DerivativeFingerprint
         The registered photo each was verified against.
     width, height : int
@@ -1033,14 +1042,14 @@ def shared_content(
         True for a match whose inlier box covers under :data:`SHARED_BOX` of
         the suspect and is alike another such group's (in the same
         orientation, overlapping on :data:`SHARED_OVERLAP` of the larger box)
-        from a photo that is not a copy of the same scene (the two verified
-        against each other do not match over :data:`SHARED_BOX` of either).
+        from a photo that is not a copy of the same scene
+        (:func:`_same_scene`, either way round).
     """
     out = np.zeros(len(matches), bool)
     small = []  # (position, box, its area) of small groups
     for k, m in enumerate(matches):
         r = m.region  # set with the matrix, when there are inliers
-        if r is None or m.group <= _STRIP_CAP:
+        if r is None or not (m.matched or m.group > m.inliers):
             continue
         area = (r[2] - r[0]) * (r[3] - r[1])
         if area < SHARED_BOX * width * height:
@@ -1061,8 +1070,12 @@ def shared_content(
 
 
 def _same_scene(a: DerivativeFingerprint, b: DerivativeFingerprint) -> bool:
-    """Whether ``b``, taken as a suspect, is a copy of ``a`` over at least
-    :data:`SHARED_BOX` of its frame (a second registration, a crop, a burst)."""
+    """Whether ``b``, taken as a suspect, is a copy of ``a`` (a second
+    registration, a crop, a burst): it matches over at least
+    :data:`SHARED_BOX` of ``b``'s frame, or its inliers are at least
+    :data:`SHARED_SAME` of ``a``'s features that land in ``b``'s frame (all
+    that two copies of a photo with one small detailed part can share; two
+    photos sharing a badge match on a few of many)."""
     reg = _registered(b)
     # b's own features as a suspect's, as it is (the mirrored slot is not used)
     feats = SuspectFeatures(
@@ -1070,10 +1083,15 @@ def _same_scene(a: DerivativeFingerprint, b: DerivativeFingerprint) -> bool:
         reg.sizes, (reg.angles, reg.angles),
     )  # fmt: skip
     m = verify_derivative(feats, a, orientations=(False,))
-    if not m.matched or m.region is None:
+    if not m.matched or m.region is None or m.matrix is None:
         return False
     x0, y0, x1, y1 = m.region
-    return (x1 - x0) * (y1 - y0) >= SHARED_BOX * b.width * b.height
+    if (x1 - x0) * (y1 - y0) >= SHARED_BOX * b.width * b.height:
+        return True
+    xy = np.c_[a.points, np.ones(len(a.points))] @ m.matrix.T
+    x, y = xy[:, 0] / xy[:, 2], xy[:, 1] / xy[:, 2]
+    landing = (x >= -0.5) & (x < b.width - 0.5) & (y >= -0.5) & (y < b.height - 0.5)
+    return m.inliers >= SHARED_SAME * int(landing.sum())
 
 
 def _coverage(matrix: np.ndarray, ow: int, oh: int, sw: int, sh: int) -> float:

@@ -645,11 +645,11 @@ class DerivativeIndex:
         list of (key, DerivativeMatch)
             Only matches at or above ``threshold``; empty when none (a collage
             of two registered photos returns both). A match in a small part
-            of the suspect where another verified photo also has a group of
-            inliers (a match, or one the rules for shared content capped) is
-            dropped unless the two photos match each other: that is content
-            they share, such as a site's badge
-            (:func:`~.derivative.shared_content`).
+            of the suspect where another verified photo, in the same
+            orientation, also has a group of inliers much alike (a match, or
+            a group the rules for shared content capped) is dropped unless
+            the two photos are copies of one scene: that is content they
+            share, such as a site's badge (:func:`~.derivative.shared_content`).
         """
         feats = suspect if isinstance(suspect, SuspectFeatures) else suspect_features(suspect)
         if exhaustive:
