@@ -30,6 +30,10 @@ Usage::
     python bench/bench_watermark.py --bank-cache bench/data/derivative-bank-10k.npz \\
         --out bench/out/derivative-watermarks.json
     python bench/bench_watermark.py --tune --out bench/out/derivative-watermarks-tune.json
+    python bench/bench_watermark.py --same-scene --out bench/out/derivative-same-scene.json
+
+``--same-scene`` (the tune half) is how ``SHARED_SAME`` was checked: see
+:func:`same_scene`.
 """
 
 from __future__ import annotations
@@ -199,11 +203,79 @@ def tune_half(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def same_scene(args: argparse.Namespace) -> dict[str, Any]:
+    """What tells two copies of one scene from two photos sharing a badge, tune half.
+
+    ``derivative.mutual_shares`` (one registered photo taken as a suspect of
+    the other: the share of its frame the inliers' box covers, and the
+    inliers' share of the other's features landing in it), both ways round,
+    for each tune photo against copies of it resized to 0.8, 0.6 and 0.45;
+    for the same photo shrunk to 28 % of the sides on a plain grey ground (a
+    photo whose detail is one small object) against that resized to 0.6; and
+    for every two tune photos stamped with the same watermark (as ``--tune``
+    stamps them). Only pairs that match and whose box covers under
+    ``SHARED_BOX`` need the inlier share (``SHARED_SAME``).
+    """
+    marks = watermarks()
+    paths = photos.photo_paths(split="tune")
+    shares: dict[str, list[tuple[float, float]]] = {"resized": [], "small_object": [], "badge": []}
+
+    def fingerprint(img: np.ndarray) -> dv.DerivativeFingerprint | None:
+        try:
+            return dv.derivative_from_pixels(img)
+        except dv.TooLittleDetailError:
+            return None
+
+    def both_ways(kind: str, a: dv.DerivativeFingerprint | None,
+                  b: dv.DerivativeFingerprint | None) -> None:  # fmt: skip
+        if a is not None and b is not None:
+            shares[kind] += [x for x in (dv.mutual_shares(a, b), dv.mutual_shares(b, a)) if x]
+
+    def resized(img: np.ndarray, f: float) -> np.ndarray:
+        return cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+
+    stamped = []
+    for i, q in enumerate(paths):
+        rgb = load_rgb(q)
+        fp = fingerprint(rgb)
+        for f in (0.8, 0.6, 0.45):
+            both_ways("resized", fp, fingerprint(resized(rgb, f)))
+        ground = np.full((900, 1200, 3), 128, np.uint8)
+        ground[300:552, 500:836] = cv2.resize(rgb, (336, 252), interpolation=cv2.INTER_AREA)
+        both_ways("small_object", fingerprint(ground), fingerprint(resized(ground, 0.6)))
+        stamped.append(fingerprint(stamp(rgb, marks[i % 4], suite.rng_for(7, "wmreg", i))))
+        print(f"\r{i + 1}/{len(paths)} tune photos", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    for i in range(len(stamped)):
+        for j in range(i + 4, len(stamped), 4):  # the same watermark
+            both_ways("badge", stamped[i], stamped[j])
+    out: dict[str, Any] = {"mode": "same-scene", "shared_box": dv.SHARED_BOX,
+                           "shared_same": dv.SHARED_SAME}  # fmt: skip
+    for kind, v in shares.items():
+        small = np.array([inl for box, inl in v if box < dv.SHARED_BOX])
+        out[kind] = {
+            "matched": len(v),
+            "box_under_shared_box": len(small),
+            "inlier_share": None
+            if len(small) == 0
+            else {
+                "min": round(float(small.min()), 3),
+                "p5": round(float(np.percentile(small, 5)), 3),
+                "p95": round(float(np.percentile(small, 95)), 3),
+                "max": round(float(small.max()), 3),
+            },
+            "same_scene": int(sum(b >= dv.SHARED_BOX or s >= dv.SHARED_SAME for b, s in v)),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bank-cache", type=Path,
                    help="the bank bench_derivative.py built (--bank-cache there)")  # fmt: skip
     p.add_argument("--tune", action="store_true", help="how MIN_BOX_SHARE was set (tune half)")
+    p.add_argument("--same-scene", action="store_true",
+                   help="how SHARED_SAME was set (tune half)")  # fmt: skip
     p.add_argument("--bank-logos", type=int, default=1000, help="stamped distractors added")
     p.add_argument("--queries", type=int, default=3000, help="stamped queries of strangers")
     p.add_argument("--seed", type=int, default=0)
@@ -213,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     if args.tune:
         return _write(tune_half(args), args.out)
+    if args.same_scene:
+        return _write(same_scene(args), args.out)
     if args.bank_cache is None or not args.bank_cache.exists():
         p.error(f"{args.bank_cache}: no such bank; build it with bench_derivative.py --bank-cache")
     if not bd._cache_fits(args.bank_cache):  # says why; this script does not rebuild it

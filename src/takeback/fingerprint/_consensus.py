@@ -157,6 +157,20 @@ def line_medians(lines: np.ndarray, free: np.ndarray) -> np.ndarray:  # pragma: 
 
 
 @numba.njit(cache=True, nogil=True)
+def _pixel(side: int, d: int, j: int, h: int, w: int) -> tuple[int, int]:  # pragma: no cover
+    """Row and column of pixel ``j`` of line ``d`` in from one edge (0 top, 2
+    bottom, 1 right, 3 left: line ``d`` of ``np.rot90(image, side)``, in some
+    order along it)."""
+    if side == 0:
+        return d, j
+    if side == 2:
+        return h - 1 - d, j
+    if side == 1:
+        return j, w - 1 - d
+    return j, d
+
+
+@numba.njit(cache=True, nogil=True)
 def _lines(
     grey: np.ndarray, mask: np.ndarray, side: int, depth: int, limit: int
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
@@ -169,16 +183,8 @@ def _lines(
     vals = np.empty((n, length), np.int16)
     free = np.empty((n, length), np.bool_)
     for i in range(n):
-        d = depth + i
         for j in range(length):
-            if side == 0:
-                r, c = d, j
-            elif side == 2:
-                r, c = h - 1 - d, j
-            elif side == 1:
-                r, c = j, w - 1 - d
-            else:
-                r, c = j, d
+            r, c = _pixel(side, depth + i, j, h, w)
             vals[i, j] = grey[r, c]
             free[i, j] = not mask[r, c]
     return vals, free
@@ -280,12 +286,5 @@ def edge_band_mask(
             depth += taken
             for d in range(depth):
                 for j in range(w if side == 0 or side == 2 else h):
-                    if side == 0:
-                        mask[d, j] = True
-                    elif side == 2:
-                        mask[h - 1 - d, j] = True
-                    elif side == 1:
-                        mask[j, w - 1 - d] = True
-                    else:
-                        mask[j, d] = True
+                    mask[_pixel(side, d, j, h, w)] = True
     return mask

@@ -183,10 +183,10 @@ SHARED_OVERLAP: Final = 0.5
 #: frames are still copies of one scene when the inliers are at least this
 #: share of the first photo's features that land in the second's frame (a
 #: photo whose detail is one small object on a plain ground, registered
-#: twice). Scratch, sample photos and stamped distractors made from the tune
-#: photos: a photo against itself or a resized copy 0.51-0.77; unrelated
-#: photos sharing a badge 0.06-0.11.
-SHARED_SAME: Final = 0.3
+#: twice). On the tune half (bench/bench_watermark.py --same-scene): such a
+#: photo against a copy resized to 0.6, 0.43-0.89 (134 pairs); the 2 pairs of
+#: stamped unrelated photos that matched each other on the badge, 0.20 and 0.33.
+SHARED_SAME: Final = 0.4
 
 
 class DerivativeError(TakeBackError):
@@ -696,20 +696,13 @@ def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
     arr = np.asarray(rgb)
     grey, scale = _grey_working(arr, SUSPECT_SIZE)
     bands = edge_bands(grey)
-    # OpenCV leaves out keypoints in the bands before describing them, after
-    # keeping its best SUSPECT_FEATURES, as dropping them afterwards did (it
-    # rounds a position half a pixel up where np.rint rounds to even: a
-    # keypoint exactly half a pixel from a band's edge may go)
+    # OpenCV leaves out keypoints in the bands (the pixel their position rounds
+    # to) after keeping its best SUSPECT_FEATURES and before describing them
     mask = np.where(bands, 0, 255).astype(np.uint8) if bands.any() else None
     kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST, mask)
     pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
     sizes = np.array([kp.size for kp in kps], np.float32)
     angles = np.array([kp.angle for kp in kps], np.float32)
-    if kps and mask is not None:  # OpenCV rounds positions its own way: the same test as ever
-        col = np.clip(np.rint(pts[:, 0]).astype(int), 0, grey.shape[1] - 1)
-        row = np.clip(np.rint(pts[:, 1]).astype(int), 0, grey.shape[0] - 1)
-        keep = ~bands[row, col]
-        pts, sizes, angles, desc = pts[keep], sizes[keep], angles[keep], desc[keep]
     mpts = pts.copy()
     mpts[:, 0] = grey.shape[1] - 1 - mpts[:, 0]
     h, w = arr.shape[:2]
@@ -1076,22 +1069,29 @@ def _same_scene(a: DerivativeFingerprint, b: DerivativeFingerprint) -> bool:
     :data:`SHARED_SAME` of ``a``'s features that land in ``b``'s frame (all
     that two copies of a photo with one small detailed part can share; two
     photos sharing a badge match on a few of many)."""
+    shares = mutual_shares(a, b)
+    return shares is not None and (shares[0] >= SHARED_BOX or shares[1] >= SHARED_SAME)
+
+
+def mutual_shares(a: DerivativeFingerprint, b: DerivativeFingerprint) -> tuple[float, float] | None:
+    """How ``b``, taken as a suspect as it is, matches ``a``: the share of
+    ``b``'s frame its inliers' box covers and the inliers' share of ``a``'s
+    features that land in ``b``'s frame; None when it does not match."""
     reg = _registered(b)
-    # b's own features as a suspect's, as it is (the mirrored slot is not used)
+    # b's own features as a suspect's (the mirrored slot is not used)
     feats = SuspectFeatures(
         b.width, b.height, reg.scale, (reg.desc, reg.desc), (reg.points, reg.points),
         reg.sizes, (reg.angles, reg.angles),
     )  # fmt: skip
     m = verify_derivative(feats, a, orientations=(False,))
     if not m.matched or m.region is None or m.matrix is None:
-        return False
+        return None
     x0, y0, x1, y1 = m.region
-    if (x1 - x0) * (y1 - y0) >= SHARED_BOX * b.width * b.height:
-        return True
     xy = np.c_[a.points, np.ones(len(a.points))] @ m.matrix.T
     x, y = xy[:, 0] / xy[:, 2], xy[:, 1] / xy[:, 2]
     landing = (x >= -0.5) & (x < b.width - 0.5) & (y >= -0.5) & (y < b.height - 0.5)
-    return m.inliers >= SHARED_SAME * int(landing.sum())
+    box = (x1 - x0) * (y1 - y0) / (b.width * b.height)
+    return float(box), m.inliers / max(int(landing.sum()), 1)
 
 
 def _coverage(matrix: np.ndarray, ow: int, oh: int, sw: int, sh: int) -> float:
