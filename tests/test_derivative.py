@@ -155,6 +155,11 @@ def test_doctored_copy_is_verified_with_its_transform(
     assert err < 0.02 * max(suspect.shape[:2]), err
     assert 0.8 <= match.coverage <= 1.0
     assert set(match.to_dict()) >= {"score", "matrix", "mirrored", "inliers", "coverage"}
+    # the inliers' box, and within it their core (an eighth left out each side)
+    assert match.region is not None and match.core is not None
+    (x0, y0, x1, y1), (c0, d0, c1, d1) = match.region, match.core
+    assert x0 <= c0 < c1 <= x1 and y0 <= d0 < d1 <= y1
+    assert (c1 - c0) * (d1 - d0) < (x1 - x0) * (y1 - y0)
 
 
 def test_unrelated_photos_do_not_match(
@@ -357,13 +362,18 @@ def _match(
     *,
     capped: bool = False,
     mirrored: bool = False,
+    core: tuple[float, float, float, float] | None = None,
 ) -> DerivativeMatch:
     """A verification with ``group`` inliers in ``region`` of a 400 x 300 suspect
-    (a match unless ``capped``: the rules for shared content held it at 3)."""
+    (a match unless ``capped``: the rules for shared content held it at 3),
+    ``core`` of them without strays (``region`` by default)."""
     m = np.array([[0.5, 0, 0], [0, 0.5, 0], [0, 0, 1]])
     inliers = min(group, 3) if capped else group
     score = score_of_inliers(inliers)
-    return DerivativeMatch(score, score >= 0.8, 0.8, m, mirrored, inliers, 40, 0.25, region, group)
+    return DerivativeMatch(
+        score, score >= 0.8, 0.8, m, mirrored, inliers, 40, 0.25, region, group,
+        core=region if core is None else core,
+    )  # fmt: skip
 
 
 def test_shared_content_is_the_same_small_place_in_photos_of_different_scenes(
@@ -380,6 +390,10 @@ def test_shared_content_is_the_same_small_place_in_photos_of_different_scenes(
     # a group the rules capped at 3 still witnesses that the content is shared
     witness = [_match(small), _match(alike, capped=True)]
     assert shared_content(witness, two, 400, 300).tolist() == [True, True]
+    # a badge's group that a stray inlier in the scene widened is compared
+    # by its core: still the badge
+    widened = [_match(large, 9, core=small), _match(alike, capped=True)]
+    assert shared_content(widened, two, 400, 300).tolist() == [True, True]
     # but a group under the decision that no rule capped, or two witnesses
     # alone, do not
     for pair in ([_match(small), _match(alike, 5)],
@@ -415,12 +429,16 @@ def test_shared_content_is_the_same_small_place_in_photos_of_different_scenes(
         assert all(
             r is not None and (r[2] - r[0]) * (r[3] - r[1]) < 0.1 * 1200 * 900 for r in boxes
         )
+    # a badge's group can hold part of the badge only (its lettering, say):
+    # a small group inside another is alike too
+    part = [_match((10.0, 10.0, 120.0, 90.0)), _match((20.0, 20.0, 60.0, 40.0), capped=True)]
+    assert shared_content(part, two, 400, 300).tolist() == [True, True]
     # what is left of a scene covers more than SHARED_BOX; a collage, other
-    # places; a small group inside a larger one is not alike; nor is a mirror image
+    # places; groups that barely touch are not alike; nor is a mirror image
     for pair in (
         [_match(large), _match(large)],
         [_match(small), _match((200.0, 150.0, 280.0, 200.0))],
-        [_match((10.0, 10.0, 120.0, 90.0)), _match((20.0, 20.0, 60.0, 40.0))],
+        [_match(small), _match((70.0, 40.0, 150.0, 90.0))],
         [_match(small), _match(alike, mirrored=True)],
     ):
         assert shared_content(pair, two, 400, 300).tolist() == [False, False]
