@@ -181,10 +181,10 @@ SHARED_BOX: Final = 0.1
 SHARED_OVERLAP: Final = 0.5
 #: The groups compared are their inliers' boxes without the eighth furthest
 #: out on each side of each axis (``DerivativeMatch.core``; groups of 8 or
-#: more). On the held-out half, the one stamped stranger that still matched
-#: (bench/bench_watermark.py: 9 inliers against a stamped distractor) had a
-#: badge group that one stray inlier in the scene widened past SHARED_BOX (a
-#: look at the case); with cores, 0 of the 2,000 matched and recall held.
+#: more): a stamped stranger's badge group that one stray inlier in the scene
+#: widened past SHARED_BOX (bench/bench_watermark.py, 9 inliers; a look at
+#: the case). With cores alike on half of the smaller one, 3 of 6,000 fresh
+#: stamped strangers matched and recall held (docs/benchmarks.md).
 CORE_TRIM: Final = 8
 #: Two registered photos matching each other only over a small part of their
 #: frames are still copies of one scene when the inliers are at least this
