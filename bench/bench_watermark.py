@@ -264,7 +264,7 @@ def same_scene(args: argparse.Namespace) -> dict[str, Any]:
                 "p95": round(float(np.percentile(small, 95)), 3),
                 "max": round(float(small.max()), 3),
             },
-            "same_scene": int(sum(b >= dv.SHARED_BOX or s >= dv.SHARED_SAME for b, s in v)),
+            "same_scene": sum(dv.is_same_scene(x) for x in v),
         }
     return out
 

@@ -167,8 +167,8 @@ EDGE_SHARE: Final = 0.1
 MIN_BOX_SHARE: Final = 0.025
 _STRIP_CAP: Final = 3
 #: Shared content: when two registered photos both put a group of inliers in
-#: the same small part of a suspect (the cores of their inlier boxes in the suspect each
-#: cover under SHARED_BOX of its frame and overlap on at least
+#: the same small part of a suspect (the cores of their inlier boxes in the
+#: suspect each cover under SHARED_BOX of its frame and overlap on at least
 #: :data:`SHARED_OVERLAP` of the smaller one), and the two photos are not
 #: copies of one scene (:func:`_same_scene`), what matched is something the
 #: photos share (a site's badge stamped on both), not a scene: neither is a
@@ -1005,11 +1005,11 @@ def verify_derivative(
             matrix, fingerprint.width, fingerprint.height, feats.width, feats.height
         )
         if len(held):  # the inliers, in the suspect's own pixels
-            xy = np.c_[held, np.ones(len(held))] @ (to_full @ flip)[:2].T
-            (x0, y0), (x1, y1) = xy.min(axis=0), xy.max(axis=0)
+            xy = np.sort(np.c_[held, np.ones(len(held))] @ (to_full @ flip)[:2].T, axis=0)
+            out = len(xy) // CORE_TRIM  # left out on each side of each axis, for the core
+            (x0, y0), (x1, y1) = xy[0], xy[-1]
             region = (float(x0), float(y0), float(x1), float(y1))
-            out = len(xy) // CORE_TRIM  # left out on each side of each axis
-            (x0, y0), (x1, y1) = np.sort(xy, axis=0)[[out, len(xy) - 1 - out]]
+            (x0, y0), (x1, y1) = xy[out], xy[len(xy) - 1 - out]
             core = (float(x0), float(y0), float(x1), float(y1))
     score = score_of_inliers(inliers)
     return DerivativeMatch(
@@ -1058,7 +1058,7 @@ def shared_content(
         (:func:`_same_scene`, either way round).
     """
     out = np.zeros(len(matches), bool)
-    small = []  # (position, box, its area) of small groups
+    small = []  # (position, core, its area) of small groups
     for k, m in enumerate(matches):
         r = m.core  # set with the matrix, when there are inliers
         if r is None or not (m.matched or m.group > m.inliers):
@@ -1088,7 +1088,11 @@ def _same_scene(a: DerivativeFingerprint, b: DerivativeFingerprint) -> bool:
     :data:`SHARED_SAME` of ``a``'s features that land in ``b``'s frame (all
     that two copies of a photo with one small detailed part can share; two
     photos sharing a badge match on a few of many)."""
-    shares = mutual_shares(a, b)
+    return is_same_scene(mutual_shares(a, b))
+
+
+def is_same_scene(shares: tuple[float, float] | None) -> bool:
+    """Whether :func:`mutual_shares` says two photos are copies of one scene."""
     return shares is not None and (shares[0] >= SHARED_BOX or shares[1] >= SHARED_SAME)
 
 
