@@ -131,9 +131,10 @@ def upper_95(k: int, n: int) -> float:
     return 1.0 if k >= n else float(beta.ppf(0.95, k + 1, n - k))
 
 
-def _box_shares(feats: dv.SuspectFeatures, fp: dv.DerivativeFingerprint) -> tuple[int, float]:
-    """Inliers of a verification with ``MIN_BOX_SHARE`` off, and the share of
-    the suspect's frame their bounding box covers (1.0 under 4 inliers)."""
+def _box_shares(feats: dv.SuspectFeatures, fp: dv.DerivativeFingerprint) -> tuple[int, float, bool]:
+    """Inliers of a verification with ``MIN_BOX_SHARE`` off, the share of the
+    suspect's frame their bounding box covers (1.0 under 4 inliers), and
+    whether the group is mirrored."""
     seen: list[float] = []
     rule = dv._not_the_scene
 
@@ -147,12 +148,13 @@ def _box_shares(feats: dv.SuspectFeatures, fp: dv.DerivativeFingerprint) -> tupl
     finally:
         dv._not_the_scene = rule
     if m.inliers <= dv._STRIP_CAP or not seen:
-        return m.inliers, 1.0
-    return m.inliers, seen[-1] if len(seen) == 1 else seen[int(m.mirrored)]
+        return m.inliers, 1.0, m.mirrored
+    return m.inliers, seen[-1] if len(seen) == 1 else seen[int(m.mirrored)], m.mirrored
 
 
 def tune_half(args: argparse.Namespace) -> dict[str, Any]:
     """Box shares of true and of watermark groups of 6 inliers or more, tune half."""
+    rule = dv.MIN_BOX_SHARE
     dv.MIN_BOX_SHARE = 0.0  # type: ignore[misc]
     marks = watermarks()
     paths = photos.photo_paths(split="tune")
@@ -167,6 +169,8 @@ def tune_half(args: argparse.Namespace) -> dict[str, Any]:
             except dv.TooLittleDetailError:
                 out.append(None)
     true, marked = [], []
+    true_mirrored: list[bool] = []
+    marked_mirrored: list[tuple[bool, int]] = []
     for j, q in enumerate(paths):
         for rep in range(2):
             for kind in suite.KINDS:
@@ -178,18 +182,22 @@ def tune_half(args: argparse.Namespace) -> dict[str, Any]:
                 for img in (load_rgb(case.jpeg, name="suspect"), with_mark):
                     own = clean[j]
                     if own is not None:
-                        n, share = _box_shares(dv.suspect_features(img), own)
+                        n, share, mirrored = _box_shares(dv.suspect_features(img), own)
                         if n >= 6:
                             true.append(share)
+                            true_mirrored.append(mirrored)
                 feats = dv.suspect_features(with_mark)
                 for i, fp in enumerate(stamped):
                     if i not in (j, d) and i % 4 == k and fp is not None:
-                        n, share = _box_shares(feats, fp)
+                        n, share, mirrored = _box_shares(feats, fp)
                         if n >= 6:
                             marked.append(share)
+                            marked_mirrored.append((mirrored, n))
         print(f"\r{j + 1}/{len(paths)} tune photos", end="", file=sys.stderr)
     print(file=sys.stderr)
     t, m = np.array(true), np.array(marked)
+    t_mir = np.array(true_mirrored, bool)
+    m_mir = np.array([x for x, _ in marked_mirrored], bool)
     return {
         "mode": "tune",
         "true_groups": len(t),
@@ -199,6 +207,14 @@ def tune_half(args: argparse.Namespace) -> dict[str, Any]:
         "at_threshold": {
             str(x): {"true_capped": int((t < x).sum()), "watermark_kept": int((m >= x).sum())}
             for x in (0.015, 0.02, 0.025, 0.03, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2)
+        },
+        # a watermark's lettering cannot match its mirror image: how many of
+        # each kind of group were mirrored, and the true ones the rule caps
+        "mirrored": {
+            "true_groups": int(t_mir.sum()),
+            "true_capped": int((t_mir & (t < rule)).sum()),
+            "watermark_groups": int(m_mir.sum()),
+            "watermark_inliers": sorted(n for x, n in marked_mirrored if x),
         },
     }
 

@@ -670,6 +670,28 @@ def test_votes_either_side_of_zero_rotation_count_together() -> None:
     assert scores[0] == 4.0
 
 
+def test_the_shortlist_counts_each_place_once() -> None:
+    # A busy photo offers several word correspondences at one place (a suspect
+    # feature's second word, SIFT's extra orientations); the re-rank counts
+    # them once, as the verification counts inliers, so such a photo cannot
+    # outrank a copy's original on repeats alone.
+    from takeback.fingerprint._consensus import agreement
+
+    rng = np.random.default_rng(3)
+    spread = rng.uniform(20, 300, (5, 2))  # a copy: 5 places, identity transform
+    busy = np.repeat(rng.uniform(20, 300, (2, 2)), 6, axis=0)  # 2 places, 6 times each
+    # one suspect feature matched by 3 registered ones a pixel apart, all agreeing
+    fan = np.array([[100.0, 100], [100.8, 100], [99.3, 100.6]])
+    reg = np.concatenate([spread, busy, fan])
+    sus = np.concatenate([spread, busy, np.tile(fan[0], (3, 1))])
+    n = len(reg)
+    bounds = np.array([0, 5, 17, 20])
+    out = np.zeros(3, np.int64)
+    ones, zeros = np.full(n, 4.0), np.zeros(n)
+    agreement(bounds, reg, ones, zeros, sus, ones, zeros, 3.0, 0.4, 15.0, out)
+    assert out.tolist() == [5, 2, 1]
+
+
 def _reference_vote(
     lists: list[range], sig: np.ndarray, meta: np.ndarray, words: np.ndarray,
     sigs: np.ndarray, sure: np.ndarray, angles: np.ndarray, scales: np.ndarray,

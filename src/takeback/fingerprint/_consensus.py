@@ -62,6 +62,52 @@ def ratio_matches(
     return src[:k], dst[:k]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _proposal(
+    rp: np.ndarray,
+    rs: np.ndarray,
+    ra: np.ndarray,
+    sp: np.ndarray,
+    ss: np.ndarray,
+    sa: np.ndarray,
+    i: int,
+    reproj: float,
+) -> tuple[float, float, float, float, float, float, float]:  # pragma: no cover - compiled
+    """The similarity transform correspondence ``i`` implies: ``(c, s, tx, ty)``
+    (scale times cosine and sine of the rotation, translation), its log2 scale,
+    its rotation in degrees and its reprojection tolerance."""
+    sc = max(ss[i], 1e-3) / max(rs[i], 1e-3)
+    th = np.radians(sa[i] - ra[i])
+    c, s = sc * np.cos(th), sc * np.sin(th)
+    tx = sp[i, 0] - (c * rp[i, 0] - s * rp[i, 1])
+    ty = sp[i, 1] - (s * rp[i, 0] + c * rp[i, 1])
+    return c, s, tx, ty, np.log2(sc), sa[i] - ra[i], reproj * max(sc, 0.3)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _agrees(
+    t: tuple[float, float, float, float, float, float, float],
+    rp: np.ndarray,
+    rs: np.ndarray,
+    ra: np.ndarray,
+    sp: np.ndarray,
+    ss: np.ndarray,
+    sa: np.ndarray,
+    j: int,
+    scale_tol: float,
+    angle_tol: float,
+) -> bool:  # pragma: no cover - compiled
+    """Whether correspondence ``j`` agrees with transform ``t`` (:func:`_proposal`)."""
+    c, s, tx, ty, lsc, deg, tol = t
+    px = c * rp[j, 0] - s * rp[j, 1] + tx - sp[j, 0]
+    py = s * rp[j, 0] + c * rp[j, 1] + ty - sp[j, 1]
+    if np.hypot(px, py) >= tol:
+        return False
+    if abs(np.log2(max(ss[j], 1e-3) / max(rs[j], 1e-3)) - lsc) >= scale_tol:
+        return False
+    return abs(((sa[j] - ra[j]) - deg + 180.0) % 360.0 - 180.0) < angle_tol
+
+
 @numba.njit(cache=True, nogil=True)
 def best_proposal(
     rp: np.ndarray,
@@ -79,27 +125,26 @@ def best_proposal(
     """The proposal among rows ``a:b`` most of them agree with, and their count."""
     best, best_count = a, -1
     for i in range(a, b):
-        sc = max(ss[i], 1e-3) / max(rs[i], 1e-3)
-        th = np.radians(sa[i] - ra[i])
-        c, s = sc * np.cos(th), sc * np.sin(th)
-        tx = sp[i, 0] - (c * rp[i, 0] - s * rp[i, 1])
-        ty = sp[i, 1] - (s * rp[i, 0] + c * rp[i, 1])
-        lsc = np.log2(sc)
-        deg = sa[i] - ra[i]
-        tol = reproj * max(sc, 0.3)
+        t = _proposal(rp, rs, ra, sp, ss, sa, i, reproj)
         count = 0
         for j in range(a, b):
-            px = c * rp[j, 0] - s * rp[j, 1] + tx - sp[j, 0]
-            py = s * rp[j, 0] + c * rp[j, 1] + ty - sp[j, 1]
-            if np.hypot(px, py) >= tol:
-                continue
-            if abs(np.log2(max(ss[j], 1e-3) / max(rs[j], 1e-3)) - lsc) >= scale_tol:
-                continue
-            if abs(((sa[j] - ra[j]) - deg + 180.0) % 360.0 - 180.0) < angle_tol:
+            if _agrees(t, rp, rs, ra, sp, ss, sa, j, scale_tol, angle_tol):
                 count += 1
         if count > best_count:
             best, best_count = i, count
     return best, best_count
+
+
+#: Positions closer than this (working-size pixels, on both axes) are one place.
+_SAME_PLACE = 0.05
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _same_place(points: np.ndarray, k: int, j: int) -> bool:  # pragma: no cover - compiled
+    return (
+        abs(points[k, 0] - points[j, 0]) < _SAME_PLACE
+        and abs(points[k, 1] - points[j, 1]) < _SAME_PLACE
+    )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -116,12 +161,34 @@ def agreement(
     angle_tol: float,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Per group ``bounds[g]:bounds[g + 1]``: the most correspondences that agree."""
+    """Per group ``bounds[g]:bounds[g + 1]``: the most correspondences that agree
+    on one transform, each registered and each suspect position counted once.
+
+    A repetitive or busy photo offers several features at one place (SIFT's
+    extra orientations, a suspect feature's second word): counted one-to-one,
+    as the verification counts inliers, such a photo no longer outranks a
+    copy's original in the shortlist.
+    """
     for g in range(len(bounds) - 1):
-        if bounds[g + 1] > bounds[g]:
-            out[g] = best_proposal(
-                rp, rs, ra, sp, ss, sa, bounds[g], bounds[g + 1], reproj, scale_tol, angle_tol
-            )[1]
+        a, b = bounds[g], bounds[g + 1]
+        if b <= a:
+            continue
+        h, _ = best_proposal(rp, rs, ra, sp, ss, sa, a, b, reproj, scale_tol, angle_tol)
+        t = _proposal(rp, rs, ra, sp, ss, sa, h, reproj)
+        kept = np.empty(b - a, np.int64)
+        count = 0
+        for j in range(a, b):
+            if not _agrees(t, rp, rs, ra, sp, ss, sa, j, scale_tol, angle_tol):
+                continue
+            fresh = True
+            for k in kept[:count]:
+                if _same_place(sp, k, j) or _same_place(rp, k, j):
+                    fresh = False
+                    break
+            if fresh:
+                kept[count] = j
+                count += 1
+        out[g] = count
 
 
 @numba.njit(cache=True, nogil=True)
