@@ -294,6 +294,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="how SHARED_SAME was set (tune half)")  # fmt: skip
     p.add_argument("--bank-logos", type=int, default=1000, help="stamped distractors added")
     p.add_argument("--queries", type=int, default=3000, help="stamped queries of strangers")
+    p.add_argument(
+        "--first",
+        type=int,
+        default=0,
+        help=(
+            "skip the queries before this one (each query is drawn from its number: "
+            "--first 6000 --queries 12000 runs the second half of a 12,000-query run)"
+        ),
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write the results as JSON")
     args = p.parse_args(argv)
@@ -303,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         return _write(tune_half(args), args.out)
     if args.same_scene:
         return _write(same_scene(args), args.out)
+    if not 0 <= args.first < args.queries:
+        p.error(f"--first {args.first}: must be at least 0 and below --queries {args.queries}")
     if args.bank_cache is None or not args.bank_cache.exists():
         p.error(f"{args.bank_cache}: no such bank; build it with bench_derivative.py --bank-cache")
     if not bd._cache_fits(args.bank_cache):  # says why; this script does not rebuild it
@@ -327,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     false: list[dict[str, Any]] = []
-    for q in range(args.queries):
+    for q in range(args.first, args.queries):
         name = strangers[q % len(strangers)]
         kind = suite.KINDS[(q // len(strangers)) % len(suite.KINDS)]
         rng = suite.rng_for(args.seed, "watermark-query", name, q)
@@ -362,9 +373,10 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "bank_size": len(index),
         "stamped_bank_entries": added,
-        "queries": args.queries,
+        "first_query": args.first,
+        "queries": args.queries - args.first,
         "false_matches": len(false),
-        "false_match_upper_95": round(upper_95(len(false), args.queries), 6),
+        "false_match_upper_95": round(upper_95(len(false), args.queries - args.first), 6),
         "false_match_examples": false[:20],
         "recall_doctored": recall,
         "query_seconds": round(query_s, 1),
