@@ -154,7 +154,7 @@ def _box_shares(feats: dv.SuspectFeatures, fp: dv.DerivativeFingerprint) -> tupl
 
 def tune_half(args: argparse.Namespace) -> dict[str, Any]:
     """Box shares of true and of watermark groups of 6 inliers or more, tune half."""
-    rule = dv.MIN_BOX_SHARE
+    min_share = dv.MIN_BOX_SHARE
     dv.MIN_BOX_SHARE = 0.0  # type: ignore[misc]
     marks = watermarks()
     paths = photos.photo_paths(split="tune")
@@ -208,11 +208,12 @@ def tune_half(args: argparse.Namespace) -> dict[str, Any]:
             str(x): {"true_capped": int((t < x).sum()), "watermark_kept": int((m >= x).sum())}
             for x in (0.015, 0.02, 0.025, 0.03, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2)
         },
-        # a watermark's lettering cannot match its mirror image: how many of
-        # each kind of group were mirrored, and the true ones the rule caps
+        # watermarks are stamped after a repost's flip, yet a symmetric badge
+        # can match its mirror image: how many groups of each kind were
+        # mirrored, and the true ones MIN_BOX_SHARE caps
         "mirrored": {
             "true_groups": int(t_mir.sum()),
-            "true_capped": int((t_mir & (t < rule)).sum()),
+            "true_capped": int((t_mir & (t < min_share)).sum()),
             "watermark_groups": int(m_mir.sum()),
             "watermark_inliers": sorted(n for x, n in marked_mirrored if x),
         },
@@ -312,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         return _write(tune_half(args), args.out)
     if args.same_scene:
         return _write(same_scene(args), args.out)
-    if not 0 <= args.first < args.queries:
-        p.error(f"--first {args.first}: must be at least 0 and below --queries {args.queries}")
+    if not 0 <= args.first <= args.queries:
+        p.error(f"--first {args.first}: must be at least 0 and at most --queries {args.queries}")
     if args.bank_cache is None or not args.bank_cache.exists():
         p.error(f"{args.bank_cache}: no such bank; build it with bench_derivative.py --bank-cache")
     if not bd._cache_fits(args.bank_cache):  # says why; this script does not rebuild it

@@ -135,12 +135,15 @@ def best_proposal(
     return best, best_count
 
 
-#: Positions closer than this (working-size pixels, on both axes) are one place.
+#: Positions closer than this (working-size pixels, on both axes) are one place:
+#: the compiled counterpart of ``derivative._one_to_one``'s rounding to 0.01,
+#: which the verification applies to its inliers.
 _SAME_PLACE = 0.05
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _same_place(points: np.ndarray, k: int, j: int) -> bool:  # pragma: no cover - compiled
+    """Whether rows ``k`` and ``j`` of ``points`` are one place."""
     return (
         abs(points[k, 0] - points[j, 0]) < _SAME_PLACE
         and abs(points[k, 1] - points[j, 1]) < _SAME_PLACE
@@ -161,21 +164,22 @@ def agreement(
     angle_tol: float,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Per group ``bounds[g]:bounds[g + 1]``: the most correspondences that agree
-    on one transform, each registered and each suspect position counted once.
+    """Per group ``bounds[g]:bounds[g + 1]``: how many correspondences agree with
+    the transform most of them agree on (:func:`best_proposal`), each
+    registered and each suspect position counted once.
 
     A repetitive or busy photo offers several features at one place (SIFT's
     extra orientations, a suspect feature's second word): counted one-to-one,
     as the verification counts inliers, such a photo no longer outranks a
     copy's original in the shortlist.
     """
+    kept = np.empty(len(rp), np.int64)  # the rows counted so far, reused by every group
     for g in range(len(bounds) - 1):
         a, b = bounds[g], bounds[g + 1]
         if b <= a:
             continue
         h, _ = best_proposal(rp, rs, ra, sp, ss, sa, a, b, reproj, scale_tol, angle_tol)
         t = _proposal(rp, rs, ra, sp, ss, sa, h, reproj)
-        kept = np.empty(b - a, np.int64)
         count = 0
         for j in range(a, b):
             if not _agrees(t, rp, rs, ra, sp, ss, sa, j, scale_tol, angle_tol):
