@@ -54,6 +54,7 @@ from bench_derivative import calibration_case
 
 from takeback.fingerprint import derivative as dv
 from takeback.imageio import load_rgb
+from takeback.threads import limit_blas_threads
 
 _SIFT = dv._sift
 _Sift = Callable[..., tuple[list[cv2.KeyPoint], np.ndarray]]
@@ -200,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no photos found: run 'python bench/photos.py fetch' first", file=sys.stderr)
         return 2
     cv2.setNumThreads(1)
+    limit_blas_threads()  # as the command does: one BLAS thread
     allowed = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {allowed[-1]})
     print(

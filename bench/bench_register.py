@@ -50,6 +50,7 @@ from bench_hash import Timing, environment, publish
 from takeback import imageio
 from takeback.fingerprint import derivative
 from takeback.fingerprint._pdq_compiled import pdq_bits
+from takeback.threads import limit_blas_threads
 
 STAGES = (
     "read + SHA-256 + MD5",
@@ -108,6 +109,7 @@ def register_once(path: Path, stages: dict[str, Timing]) -> bool:
 
 def in_process(files: Sequence[Path], rounds: int) -> dict[str, Any]:
     cv2.setNumThreads(1)
+    limit_blas_threads()  # as the command does (cli.py): one BLAS thread
     for path in files[:3]:  # imports, numba's compiled code, first-call costs
         register_once(path, {name: Timing() for name in STAGES})
     stages = {name: Timing() for name in STAGES}

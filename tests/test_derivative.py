@@ -692,6 +692,41 @@ def test_the_shortlist_counts_each_place_once() -> None:
     assert out.tolist() == [5, 2, 1]
 
 
+@given(
+    turn=st.floats(-180, 180),
+    scale=st.floats(0.3, 3.0),
+    shift=st.tuples(st.floats(-200, 200), st.floats(-200, 200)),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=40, deadline=None)
+def test_the_verification_recovers_the_transform_and_counts_each_place_once(
+    turn: float, scale: float, shift: tuple[float, float], seed: int
+) -> None:
+    # 25 correspondences of a repost (any rotation, scale and shift), one of
+    # them repeated, among 25 unrelated ones: the consensus finds the repost's
+    # transform and counts its 25 places once each.
+    from takeback.fingerprint.derivative import consensus
+
+    rng = np.random.default_rng(seed)
+    c, s = scale * np.cos(np.radians(turn)), scale * np.sin(np.radians(turn))
+    true = np.array([[c, -s, shift[0]], [s, c, shift[1]]])
+    rp = rng.uniform(0, 320, (25, 2))
+    rp += np.arange(25)[:, None] * 0.5  # no two places closer than one to one another
+    sp = rp @ true[:, :2].T + true[:, 2]
+    rs = rng.uniform(2, 12, 25)
+    ra = rng.uniform(0, 360, 25)
+    ss, sa = rs * scale, (ra + turn) % 360
+    noise = (rng.uniform(0, 320, (25, 2)), rng.uniform(2, 12, 25), rng.uniform(0, 360, 25))
+    rp, rs, ra = (np.concatenate([a, a[:1], b]) for a, b in zip((rp, rs, ra), noise))
+    noise = (rng.uniform(0, 320, (25, 2)), rng.uniform(2, 12, 25), rng.uniform(0, 360, 25))
+    sp, ss, sa = (np.concatenate([a, a[:1], b]) for a, b in zip((sp, ss, sa), noise))
+    inliers, matrix = consensus(rp, rs, ra, sp, ss, sa)
+    assert matrix is not None
+    assert np.allclose(matrix, true, atol=1e-3 * max(scale, 1.0) * 320)
+    assert inliers[:25].all() and not inliers[25]  # the repeat is one place
+    assert inliers[26:].sum() <= 2  # an unrelated pair may fall on the transform by chance
+
+
 def _reference_vote(
     lists: list[range], sig: np.ndarray, meta: np.ndarray, words: np.ndarray,
     sigs: np.ndarray, sure: np.ndarray, angles: np.ndarray, scales: np.ndarray,

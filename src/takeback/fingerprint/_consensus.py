@@ -9,8 +9,10 @@ similarity transform by itself (scale change from the two sizes, rotation from
 the two orientations, shift from the positions); a correspondence agrees with
 a proposal when the transform puts it within ``reproj`` pixels (scaled with
 the transform) and its own scale change and rotation are within tolerance.
-:func:`~.derivative.consensus` refines the winning proposal;
-:class:`~.derivative_index.DerivativeIndex` re-ranks candidates by its count.
+:func:`~.derivative.consensus` refines the winning proposal, testing the
+correspondences with :func:`agreeing` against it and against the refined
+transform; :class:`~.derivative_index.DerivativeIndex` re-ranks candidates by
+the count (:func:`agreement`). One test of agreement, :func:`_agrees`, serves all.
 :func:`line_medians` serves the suspect's border and caption-bar search
 (:func:`~.derivative.edge_bands`). Kept apart so that computing a fingerprint
 never imports numba.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["agreement", "best_proposal", "line_medians", "ratio_matches"]
+__all__ = ["agreeing", "agreement", "best_proposal", "line_medians", "proposal", "ratio_matches"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -63,7 +65,7 @@ def ratio_matches(
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _proposal(
+def proposal(
     rp: np.ndarray,
     rs: np.ndarray,
     ra: np.ndarray,
@@ -97,7 +99,7 @@ def _agrees(
     scale_tol: float,
     angle_tol: float,
 ) -> bool:  # pragma: no cover - compiled
-    """Whether correspondence ``j`` agrees with transform ``t`` (:func:`_proposal`)."""
+    """Whether correspondence ``j`` agrees with transform ``t`` (:func:`proposal`)."""
     c, s, tx, ty, lsc, deg, tol = t
     px = c * rp[j, 0] - s * rp[j, 1] + tx - sp[j, 0]
     py = s * rp[j, 0] + c * rp[j, 1] + ty - sp[j, 1]
@@ -106,6 +108,25 @@ def _agrees(
     if abs(np.log2(max(ss[j], 1e-3) / max(rs[j], 1e-3)) - lsc) >= scale_tol:
         return False
     return abs(((sa[j] - ra[j]) - deg + 180.0) % 360.0 - 180.0) < angle_tol
+
+
+@numba.njit(cache=True, nogil=True)
+def agreeing(
+    t: tuple[float, float, float, float, float, float, float],
+    rp: np.ndarray,
+    rs: np.ndarray,
+    ra: np.ndarray,
+    sp: np.ndarray,
+    ss: np.ndarray,
+    sa: np.ndarray,
+    scale_tol: float,
+    angle_tol: float,
+) -> np.ndarray:  # pragma: no cover - compiled
+    """Which correspondences agree with transform ``t`` (:func:`proposal`): a bool mask."""
+    out = np.zeros(len(rp), np.bool_)
+    for j in range(len(rp)):
+        out[j] = _agrees(t, rp, rs, ra, sp, ss, sa, j, scale_tol, angle_tol)
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -125,7 +146,7 @@ def best_proposal(
     """The proposal among rows ``a:b`` most of them agree with, and their count."""
     best, best_count = a, -1
     for i in range(a, b):
-        t = _proposal(rp, rs, ra, sp, ss, sa, i, reproj)
+        t = proposal(rp, rs, ra, sp, ss, sa, i, reproj)
         count = 0
         for j in range(a, b):
             if _agrees(t, rp, rs, ra, sp, ss, sa, j, scale_tol, angle_tol):
@@ -179,7 +200,7 @@ def agreement(
         if b <= a:
             continue
         h, _ = best_proposal(rp, rs, ra, sp, ss, sa, a, b, reproj, scale_tol, angle_tol)
-        t = _proposal(rp, rs, ra, sp, ss, sa, h, reproj)
+        t = proposal(rp, rs, ra, sp, ss, sa, h, reproj)
         count = 0
         for j in range(a, b):
             if not _agrees(t, rp, rs, ra, sp, ss, sa, j, scale_tol, angle_tol):

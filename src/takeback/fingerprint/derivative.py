@@ -570,16 +570,31 @@ def _sift(
     return list(kps), np.sqrt(desc).astype(np.float32)
 
 
-def _grid_select(kps: list[cv2.KeyPoint], shape: tuple[int, int], n: int) -> np.ndarray:
-    """Indices of ``n`` keypoints spread over a grid (best response per cell first)."""
+def _keypoint_arrays(kps: Sequence[cv2.KeyPoint]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions ``(N, 2)``, sizes and angles of OpenCV keypoints, float32.
+
+    OpenCV converts the positions itself; reading each keypoint's attributes
+    from Python is what costs (~0.7 ms for a few hundred), so each of the
+    others takes one pass.
+    """
+    n = len(kps)
+    pts = np.asarray(cv2.KeyPoint.convert(kps) if n else (), np.float32).reshape(n, 2)
+    sizes = np.fromiter((kp.size for kp in kps), np.float32, n)
+    return pts, sizes, np.fromiter((kp.angle for kp in kps), np.float32, n)
+
+
+def _grid_select(xy: np.ndarray, resp: np.ndarray, shape: tuple[int, int], n: int) -> np.ndarray:
+    """Indices of ``n`` keypoints spread over a grid (best response per cell first).
+
+    ``xy`` ``(N, 2)`` and ``resp`` ``(N,)`` are the keypoints' positions and
+    responses (float32).
+    """
     h, w = shape
-    xy = np.array([kp.pt for kp in kps], np.float32)
-    resp = np.array([kp.response for kp in kps], np.float32)
     cell = (np.minimum(xy[:, 1] * _GRID // h, _GRID - 1) * _GRID) + np.minimum(
         xy[:, 0] * _GRID // w, _GRID - 1
     )
     order = np.lexsort((-resp, cell))  # by cell, best response first
-    rank = np.empty(len(kps), np.int64)
+    rank = np.empty(len(xy), np.int64)
     cells = cell[order]
     starts = np.r_[0, np.flatnonzero(np.diff(cells)) + 1]
     counts = np.diff(np.r_[starts, len(cells)])
@@ -620,17 +635,18 @@ def derivative_from_pixels(
             f"no derivative fingerprint: too little detail ({len(kps)} local features, "
             f"{MIN_FEATURES} needed); PDQ still applies"
         )
-    keep = _grid_select(kps, grey.shape, MAX_FEATURES)
-    kept = [kps[i] for i in keep]
+    xy, kp_sizes, kp_angles = _keypoint_arrays(kps)
+    responses = np.fromiter((kp.response for kp in kps), np.float32, len(kps))
+    keep = _grid_select(xy, responses, grey.shape, MAX_FEATURES)
     h, w = arr.shape[:2]
     if size is not None:
         if min(size) < 1:
             raise ValueError(f"impossible full size {size}")
         scale *= size[0] / w
         w, h = size
-    pts = (np.array([kp.pt for kp in kept], np.float64) + 0.5) * scale - 0.5
-    sizes = np.array([kp.size for kp in kept], np.float64) * scale
-    angles = np.array([kp.angle for kp in kept], np.float64)
+    pts = (xy[keep].astype(np.float64) + 0.5) * scale - 0.5
+    sizes = kp_sizes[keep].astype(np.float64) * scale
+    angles = kp_angles[keep].astype(np.float64)
     return DerivativeFingerprint._build(w, h, quantize(project(desc[keep])), pts, sizes, angles)
 
 
@@ -714,9 +730,7 @@ def suspect_features(rgb: np.ndarray) -> SuspectFeatures:
     # to) after keeping its best SUSPECT_FEATURES and before describing them
     mask = np.where(bands, 0, 255).astype(np.uint8) if bands.any() else None
     kps, desc = _sift(grey, SUSPECT_FEATURES, SUSPECT_CONTRAST, mask)
-    pts = np.array([kp.pt for kp in kps], np.float32).reshape(-1, 2)
-    sizes = np.array([kp.size for kp in kps], np.float32)
-    angles = np.array([kp.angle for kp in kps], np.float32)
+    pts, sizes, angles = _keypoint_arrays(kps)
     mpts = pts.copy()
     mpts[:, 0] = grey.shape[1] - 1 - mpts[:, 0]
     h, w = arr.shape[:2]
@@ -783,22 +797,13 @@ def consensus(
     sp = sp.astype(np.float64)
     rs, ra, ss, sa = (np.asarray(v, np.float64) for v in (rs, ra, ss, sa))
     # Every correspondence is a hypothesis; score all of them against all.
-    from ._consensus import best_proposal  # numba: not needed to compute fingerprints
+    # numba: not needed to compute fingerprints
+    from ._consensus import agreeing, best_proposal, proposal
 
-    h, _ = best_proposal(
-        rp, rs, ra, sp, ss, sa, 0, n, REPROJ_THRESHOLD, SCALE_TOLERANCE, ANGLE_TOLERANCE
-    )
-    scale = np.maximum(ss, 1e-3) / np.maximum(rs, 1e-3)
-    lsc = np.log2(scale)
-    deg = sa - ra
-    c, s = scale[h] * np.cos(np.radians(deg[h])), scale[h] * np.sin(np.radians(deg[h]))
-    rot = np.array([[c, s], [-s, c]])
-    proj = rp @ rot + (sp[h] - rp[h] @ rot)
-    best = (
-        (np.hypot(*(proj - sp).T) < REPROJ_THRESHOLD * max(float(scale[h]), 0.3))
-        & (np.abs(lsc - lsc[h]) < SCALE_TOLERANCE)
-        & (np.abs((deg - deg[h] + 180) % 360 - 180) < ANGLE_TOLERANCE)
-    )
+    pairs = (rp, rs, ra, sp, ss, sa)
+    tolerances = (SCALE_TOLERANCE, ANGLE_TOLERANCE)
+    h, _ = best_proposal(*pairs, 0, n, REPROJ_THRESHOLD, *tolerances)
+    best = agreeing(proposal(*pairs, h, REPROJ_THRESHOLD), *pairs, *tolerances)
     if best.sum() < 2:
         return none, None
     matrix, _ = cv2.estimateAffinePartial2D(
@@ -809,13 +814,12 @@ def consensus(
     fit = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
     if not 0.05 <= fit <= 20:
         return none, None
-    rot = np.degrees(np.arctan2(matrix[1, 0], matrix[0, 0]))
-    proj = rp @ matrix[:, :2].T + matrix[:, 2]
-    inl = (
-        (np.hypot(*(proj - sp).T) < REPROJ_THRESHOLD * max(fit, 0.3))
-        & (np.abs(lsc - np.log2(fit)) < SCALE_TOLERANCE)
-        & (np.abs((deg - rot + 180) % 360 - 180) < ANGLE_TOLERANCE)
-    )
+    # The fitted transform in proposal's terms: a similarity's matrix is
+    # [[c, -s, tx], [s, c, ty]] (estimateAffinePartial2D builds it so exactly).
+    (c, _, tx), (s, _, ty) = matrix.tolist()
+    rot = float(np.degrees(np.arctan2(s, c)))
+    fitted = (c, s, tx, ty, float(np.log2(fit)), rot, REPROJ_THRESHOLD * max(fit, 0.3))
+    inl = agreeing(fitted, *pairs, *tolerances)
     return _one_to_one(inl, rp, sp), matrix
 
 
