@@ -717,14 +717,59 @@ def test_the_verification_recovers_the_transform_and_counts_each_place_once(
     ra = rng.uniform(0, 360, 25)
     ss, sa = rs * scale, (ra + turn) % 360
     noise = (rng.uniform(0, 320, (25, 2)), rng.uniform(2, 12, 25), rng.uniform(0, 360, 25))
-    rp, rs, ra = (np.concatenate([a, a[:1], b]) for a, b in zip((rp, rs, ra), noise))
+    rp, rs, ra = (np.concatenate([a, a[:1], b]) for a, b in zip((rp, rs, ra), noise, strict=True))
     noise = (rng.uniform(0, 320, (25, 2)), rng.uniform(2, 12, 25), rng.uniform(0, 360, 25))
-    sp, ss, sa = (np.concatenate([a, a[:1], b]) for a, b in zip((sp, ss, sa), noise))
+    sp, ss, sa = (np.concatenate([a, a[:1], b]) for a, b in zip((sp, ss, sa), noise, strict=True))
     inliers, matrix = consensus(rp, rs, ra, sp, ss, sa)
     assert matrix is not None
     assert np.allclose(matrix, true, atol=1e-3 * max(scale, 1.0) * 320)
     assert inliers[:25].all() and not inliers[25]  # the repeat is one place
     assert inliers[26:].sum() <= 2  # an unrelated pair may fall on the transform by chance
+
+
+def _reference_one_to_one(inl: np.ndarray, rp: np.ndarray, sp: np.ndarray) -> np.ndarray:
+    """The first inlier per suspect place, then of those the first per registered
+    place, positions rounded to 0.01: in numpy, as the verification counted them
+    before the rule was compiled."""
+    idx = np.flatnonzero(inl)
+    if len(idx) == 0:
+        return inl
+    _, first_s = np.unique(np.round(sp[idx], 2), axis=0, return_index=True)
+    idx = idx[np.sort(first_s)]
+    _, first_r = np.unique(np.round(rp[idx], 2), axis=0, return_index=True)
+    out = np.zeros_like(inl)
+    out[idx[first_r]] = True
+    return out
+
+
+@given(
+    places=st.integers(1, 6),
+    picks=st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 5), st.booleans()), min_size=0, max_size=40
+    ),
+    nudge=st.sampled_from([0.0, 1e-9, 0.004, 0.005, 0.006, 0.0149, -0.005, 0.02]),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=200, deadline=None)
+def test_inliers_keep_each_place_once(
+    places: int, picks: list[tuple[int, int, bool]], nudge: float, seed: int
+) -> None:
+    # SIFT's extra orientations put several features at one position; the
+    # verification counts each registered and each suspect place once.
+    from takeback.fingerprint._consensus import one_to_one
+
+    rng = np.random.default_rng(seed)
+    reg_places, sus_places = rng.uniform(-0.5, 320, (2, places, 2))
+    rows = [(r % places, s % places, inlier) for r, s, inlier in picks]
+    n = len(rows)
+    rp = np.array([reg_places[r] for r, _, _ in rows]).reshape(n, 2)
+    sp = np.array([sus_places[s] for _, s, _ in rows]).reshape(n, 2)
+    rp[::2] += nudge  # near a rounding boundary, or across it
+    sp[1::3] -= nudge
+    inl = np.array([inlier for _, _, inlier in rows], bool)
+    kept = one_to_one(inl, rp, sp)
+    assert kept.tolist() == _reference_one_to_one(inl, rp, sp).tolist()
+    assert not (kept & ~inl).any()
 
 
 def _reference_vote(

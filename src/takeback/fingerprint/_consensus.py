@@ -23,7 +23,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["agreeing", "agreement", "best_proposal", "line_medians", "proposal", "ratio_matches"]
+__all__ = [
+    "agreeing",
+    "agreement",
+    "best_proposal",
+    "line_medians",
+    "one_to_one",
+    "proposal",
+    "ratio_matches",
+]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -156,9 +164,41 @@ def best_proposal(
     return best, best_count
 
 
-#: Positions closer than this (working-size pixels, on both axes) are one place:
-#: the compiled counterpart of ``derivative._one_to_one``'s rounding to 0.01,
-#: which the verification applies to its inliers.
+@numba.njit(cache=True, nogil=True)
+def _first_per_place(points: np.ndarray, rows: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """Those of ``rows`` (in order) whose position, rounded to 0.01 as
+    ``np.round(p, 2)`` rounds it, no earlier one of them has."""
+    keep = np.empty(len(rows), np.int64)
+    kept = 0
+    for j in rows:
+        x, y = np.rint(points[j, 0] * 100.0), np.rint(points[j, 1] * 100.0)
+        fresh = True
+        for k in keep[:kept]:
+            if np.rint(points[k, 0] * 100.0) == x and np.rint(points[k, 1] * 100.0) == y:
+                fresh = False
+                break
+        if fresh:
+            keep[kept] = j
+            kept += 1
+    return keep[:kept]
+
+
+@numba.njit(cache=True, nogil=True)
+def one_to_one(
+    inliers: np.ndarray, rp: np.ndarray, sp: np.ndarray
+) -> np.ndarray:  # pragma: no cover
+    """The inliers that count, each suspect and each registered place once: the
+    first inlier at each suspect position, then of those the first at each
+    registered position (positions rounded to 0.01). A bool mask."""
+    out = np.zeros(len(inliers), np.bool_)
+    out[_first_per_place(rp, _first_per_place(sp, np.flatnonzero(inliers)))] = True
+    return out
+
+
+#: Positions closer than this (working-size pixels, on both axes) are one place
+#: in the re-rank. The verification's :func:`one_to_one` rounds positions to
+#: 0.01 instead and takes suspect places before registered ones: the two agree
+#: on identical positions (SIFT's extra orientations), the case they exist for.
 _SAME_PLACE = 0.05
 
 

@@ -798,7 +798,7 @@ def consensus(
     rs, ra, ss, sa = (np.asarray(v, np.float64) for v in (rs, ra, ss, sa))
     # Every correspondence is a hypothesis; score all of them against all.
     # numba: not needed to compute fingerprints
-    from ._consensus import agreeing, best_proposal, proposal
+    from ._consensus import agreeing, best_proposal, one_to_one, proposal
 
     pairs = (rp, rs, ra, sp, ss, sa)
     tolerances = (SCALE_TOLERANCE, ANGLE_TOLERANCE)
@@ -820,7 +820,7 @@ def consensus(
     rot = float(np.degrees(np.arctan2(s, c)))
     fitted = (c, s, tx, ty, float(np.log2(fit)), rot, REPROJ_THRESHOLD * max(fit, 0.3))
     inl = agreeing(fitted, *pairs, *tolerances)
-    return _one_to_one(inl, rp, sp), matrix
+    return one_to_one(inl, rp, sp), matrix
 
 
 def _not_the_scene(
@@ -863,19 +863,6 @@ def _edge_share(points: np.ndarray, width: float, height: float) -> float:
             (height - 0.5 - y.min()) / height,
         )
     )
-
-
-def _one_to_one(inl: np.ndarray, rp: np.ndarray, sp: np.ndarray) -> np.ndarray:
-    """Keep the first inlier per registered and per suspect position."""
-    idx = np.flatnonzero(inl)
-    if len(idx) == 0:
-        return inl
-    _, first_s = np.unique(np.round(sp[idx], 2), axis=0, return_index=True)
-    idx = idx[np.sort(first_s)]
-    _, first_r = np.unique(np.round(rp[idx], 2), axis=0, return_index=True)
-    out = np.zeros_like(inl)
-    out[idx[first_r]] = True
-    return out
 
 
 @dataclass(frozen=True, eq=False)
