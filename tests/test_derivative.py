@@ -692,13 +692,13 @@ def test_the_shortlist_counts_each_place_once() -> None:
     assert out.tolist() == [5, 2, 1]
 
 
+@settings(max_examples=40, deadline=None)
 @given(
     turn=st.floats(-180, 180),
     scale=st.floats(0.3, 3.0),
     shift=st.tuples(st.floats(-200, 200), st.floats(-200, 200)),
     seed=st.integers(0, 2**16),
 )
-@settings(max_examples=40, deadline=None)
 def test_the_verification_recovers_the_transform_and_counts_each_place_once(
     turn: float, scale: float, shift: tuple[float, float], seed: int
 ) -> None:
@@ -710,8 +710,8 @@ def test_the_verification_recovers_the_transform_and_counts_each_place_once(
     rng = np.random.default_rng(seed)
     c, s = scale * np.cos(np.radians(turn)), scale * np.sin(np.radians(turn))
     true = np.array([[c, -s, shift[0]], [s, c, shift[1]]])
-    rp = rng.uniform(0, 320, (25, 2))
-    rp += np.arange(25)[:, None] * 0.5  # no two places closer than one to one another
+    # one place in each cell of a 5 x 5 grid of 64 px: at least 32 px apart
+    rp = np.argwhere(np.ones((5, 5))) * 64.0 + rng.uniform(0, 32, (25, 2))
     sp = rp @ true[:, :2].T + true[:, 2]
     rs = rng.uniform(2, 12, 25)
     ra = rng.uniform(0, 360, 25)
@@ -722,7 +722,8 @@ def test_the_verification_recovers_the_transform_and_counts_each_place_once(
     sp, ss, sa = (np.concatenate([a, a[:1], b]) for a, b in zip((sp, ss, sa), noise, strict=True))
     inliers, matrix = consensus(rp, rs, ra, sp, ss, sa)
     assert matrix is not None
-    assert np.allclose(matrix, true, atol=1e-3 * max(scale, 1.0) * 320)
+    assert np.allclose(matrix[:, :2], true[:, :2], atol=1e-3 * scale)
+    assert np.allclose(matrix[:, 2], true[:, 2], atol=1e-2)
     assert inliers[:25].all() and not inliers[25]  # the repeat is one place
     assert inliers[26:].sum() <= 2  # an unrelated pair may fall on the transform by chance
 
@@ -742,17 +743,18 @@ def _reference_one_to_one(inl: np.ndarray, rp: np.ndarray, sp: np.ndarray) -> np
     return out
 
 
+@settings(max_examples=200, deadline=None)
 @given(
     places=st.integers(1, 6),
     picks=st.lists(
         st.tuples(st.integers(0, 5), st.integers(0, 5), st.booleans()), min_size=0, max_size=40
     ),
+    where=st.sampled_from(["anywhere", "half a step from a boundary", "on a tie"]),
     nudge=st.sampled_from([0.0, 1e-9, 0.004, 0.005, 0.006, 0.0149, -0.005, 0.02]),
     seed=st.integers(0, 2**16),
 )
-@settings(max_examples=200, deadline=None)
 def test_inliers_keep_each_place_once(
-    places: int, picks: list[tuple[int, int, bool]], nudge: float, seed: int
+    places: int, picks: list[tuple[int, int, bool]], where: str, nudge: float, seed: int
 ) -> None:
     # SIFT's extra orientations put several features at one position; the
     # verification counts each registered and each suspect place once.
@@ -760,11 +762,15 @@ def test_inliers_keep_each_place_once(
 
     rng = np.random.default_rng(seed)
     reg_places, sus_places = rng.uniform(-0.5, 320, (2, places, 2))
+    if where == "half a step from a boundary":
+        reg_places, sus_places = np.round(reg_places, 2) + 0.005, np.round(sus_places, 2) + 0.005
+    elif where == "on a tie":  # multiples of 1/8: x * 100 ends in .5 exactly
+        reg_places, sus_places = np.round(reg_places * 8) / 8, np.round(sus_places * 8) / 8
     rows = [(r % places, s % places, inlier) for r, s, inlier in picks]
     n = len(rows)
     rp = np.array([reg_places[r] for r, _, _ in rows]).reshape(n, 2)
     sp = np.array([sus_places[s] for _, s, _ in rows]).reshape(n, 2)
-    rp[::2] += nudge  # near a rounding boundary, or across it
+    rp[::2] += nudge  # some copies of a place moved a little, across a boundary or not
     sp[1::3] -= nudge
     inl = np.array([inlier for _, _, inlier in rows], bool)
     kept = one_to_one(inl, rp, sp)

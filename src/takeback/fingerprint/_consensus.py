@@ -167,7 +167,8 @@ def best_proposal(
 @numba.njit(cache=True, nogil=True)
 def _first_per_place(points: np.ndarray, rows: np.ndarray) -> np.ndarray:  # pragma: no cover
     """Those of ``rows`` (in order) whose position, rounded to 0.01 as
-    ``np.round(p, 2)`` rounds it, no earlier one of them has."""
+    ``np.round(p, 2)`` rounds float64 positions, no earlier one of them has
+    (float32 positions round differently in numpy: pass float64)."""
     keep = np.empty(len(rows), np.int64)
     kept = 0
     for j in rows:
