@@ -169,13 +169,13 @@ def _first_per_place(points: np.ndarray, rows: np.ndarray) -> np.ndarray:  # pra
     """Those of ``rows`` (in order) whose position, rounded to 0.01 as
     ``np.round(p, 2)`` rounds float64 positions, no earlier one of them has
     (float32 positions round differently in numpy: pass float64)."""
+    cells = np.rint(points * 100.0)  # in hundredths, rounded once
     keep = np.empty(len(rows), np.int64)
     kept = 0
     for j in rows:
-        x, y = np.rint(points[j, 0] * 100.0), np.rint(points[j, 1] * 100.0)
         fresh = True
         for k in keep[:kept]:
-            if np.rint(points[k, 0] * 100.0) == x and np.rint(points[k, 1] * 100.0) == y:
+            if cells[k, 0] == cells[j, 0] and cells[k, 1] == cells[j, 1]:
                 fresh = False
                 break
         if fresh:
