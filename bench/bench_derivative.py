@@ -216,7 +216,11 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     n = np.array(neg + hard)
     tail = {k: float((n >= k).mean()) for k in range(0, int(n.max()) + 2)}
     ks = [k for k, v in tail.items() if v > 0 and k >= dv._NULL_N0]
-    fit = np.polyfit(ks, [np.log10(tail[k]) for k in ks], 1) if len(ks) >= 2 else [0.0, 0.0]
+    points = [(k, float(np.log10(tail[k]))) for k in ks]
+    if len(points) == 1:  # none past one count: the line through it and, one count
+        # further, the 95 % upper bound of a rate none of len(n) pairs reached (3 / n)
+        points.append((ks[0] + 1, float(np.log10(3 / len(n)))))
+    fit = np.polyfit(*zip(*points, strict=True), 1) if len(points) >= 2 else [0.0, 0.0]
     res = {
         "mode": "calibrate",
         "photos": len(paths),
@@ -350,7 +354,7 @@ def _recipe() -> str:
     """What registered fingerprints depend on: a cache built otherwise is rebuilt."""
     return (
         f"format {dv.FORMAT_VERSION}, size {dv.WORKING_SIZE}, features {dv.MAX_FEATURES}, "
-        f"contrast {dv.CONTRAST}"
+        f"contrast {dv.CONTRAST}, edge {dv.EDGE_THRESHOLD}, keypoints {dv.REGISTER_KEYPOINTS}"
     )
 
 

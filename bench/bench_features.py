@@ -14,22 +14,35 @@ from the canonical PDQ decode: the counts are comparable from trial to trial,
 not to registration's exactly). Reported per trial, one core:
 extraction time per original and per suspect, features per original and per
 suspect, doctored copies that reach the decision (6 inliers), reposts that do,
-and the median inlier count of doctored copies.
+the median inlier count of doctored copies, and, on the null side, how
+many of the pairs of each suspect with 10 unrelated tune originals (not its
+scene, not its donor) hold a group of 3, 4, 5 or 6 inliers or more (before
+the caps on strips, patches and edges: what the calibrated tail is made of).
 
 Trials (each a comma-separated list of settings; ``base`` alone is the shipped
 extraction)::
 
     register-cap=N   originals: OpenCV keeps its N strongest keypoints (by
-                     response) before the grid selection, so fewer are described
+                     response) before the grid selection, so only they are
+                     described (REGISTER_KEYPOINTS)
     suspect-cap=N    suspects: at most N features (SUSPECT_FEATURES)
     suspect-size=N   suspects brought to N px on the longer side (SUSPECT_SIZE)
+    edge=N           both sides: SIFT's edge threshold (EDGE_THRESHOLD)
     no-double        both sides: SIFT without its doubled first octave (the
                      working image is halved; OpenCV's doubling brings it back)
+    keep=N           originals keep up to N features, past the 16 KB a
+                     fingerprint may have: an upper bound of what more
+                     features would give, not a fingerprint that could ship
+    working-size=N   both sides brought to N px on the longer side
+                     (WORKING_SIZE and SUSPECT_SIZE)
+
+The code before 2026-11-23's edge-like keypoints is
+``edge=10,register-cap=1536,suspect-cap=1500``.
 
 Example::
 
-    python bench/bench_features.py base register-cap=512 suspect-cap=1000 \\
-        suspect-size=256 no-double --out bench/out/features.json
+    python bench/bench_features.py base edge=10,register-cap=1536,suspect-cap=1500 \\
+        --out bench/out/features.json
 """
 
 from __future__ import annotations
@@ -50,7 +63,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import photos
 import suite
-from bench_derivative import calibration_case
+from bench_derivative import _stem, calibration_case
 
 from takeback.fingerprint import derivative as dv
 from takeback.imageio import load_rgb
@@ -64,11 +77,13 @@ def _halved(sift: _Sift) -> _Sift:
     """SIFT on the image halved, keypoints scaled back: no doubled first octave."""
 
     def run(
-        grey: np.ndarray, n: int, contrast: float = dv.CONTRAST
+        grey: np.ndarray, n: int, contrast: float = dv.CONTRAST, mask: np.ndarray | None = None
     ) -> tuple[list[cv2.KeyPoint], np.ndarray]:
         h, w = grey.shape
         small = cv2.resize(grey, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
-        kps, desc = sift(small, n, contrast)
+        if mask is not None:
+            mask = cv2.resize(mask, small.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        kps, desc = sift(small, n, contrast, mask)
         fx, fy = w / small.shape[1], h / small.shape[0]
         scaled = [
             cv2.KeyPoint(
@@ -87,6 +102,10 @@ def _halved(sift: _Sift) -> _Sift:
     return run
 
 
+_FLAGS = ("no-double",)
+_NUMBERS = ("register-cap", "suspect-cap", "suspect-size", "edge", "keep", "working-size")
+
+
 def parse_trial(text: str) -> dict[str, int | bool]:
     """``"register-cap=512,no-double"`` -> settings; ``"base"`` -> none."""
     settings: dict[str, int | bool] = {}
@@ -94,9 +113,9 @@ def parse_trial(text: str) -> dict[str, int | bool]:
         key, _, value = part.partition("=")
         if key == "base" and not value:
             continue
-        if key == "no-double" and not value:
+        if key in _FLAGS and not value:
             settings[key] = True
-        elif key in ("register-cap", "suspect-cap", "suspect-size") and value.isdigit():
+        elif key in _NUMBERS and value.isdigit():
             if int(value) < 1:
                 raise ValueError(f"{key} must be at least 1")
             settings[key] = int(value)
@@ -105,35 +124,65 @@ def parse_trial(text: str) -> dict[str, int | bool]:
     return settings
 
 
+#: The module settings a trial may change, restored after it.
+_PATCHED = (
+    "_sift",
+    "REGISTER_KEYPOINTS",
+    "SUSPECT_FEATURES",
+    "SUSPECT_SIZE",
+    "EDGE_THRESHOLD",
+    "MAX_FEATURES",
+    "MAX_BYTES",
+    "WORKING_SIZE",
+)
+
+
 @contextmanager
 def extraction(settings: dict[str, int | bool], side: str) -> Iterator[None]:
     """The module's extraction changed for one ``side`` ("register" or "suspect")."""
-    saved = (dv._sift, dv.SUSPECT_FEATURES, dv.SUSPECT_SIZE)
-    sift: _Sift = _SIFT
+    saved = {name: getattr(dv, name) for name in _PATCHED}
+    grey_defaults = dv._grey_working.__defaults__
     if settings.get("no-double"):
-        sift = _halved(sift)
-    cap = settings.get(f"{side}-cap")
-    if side == "register" and cap:
-        inner = sift
-        sift = lambda grey, n, contrast=dv.CONTRAST: inner(grey, min(n, int(cap)), contrast)  # noqa: E731
-    dv._sift = sift
-    if side == "suspect":
+        dv._sift = _halved(_SIFT)
+    dv.EDGE_THRESHOLD = float(settings.get("edge", dv.EDGE_THRESHOLD))
+    size = int(settings.get("working-size", dv.WORKING_SIZE))
+    dv.WORKING_SIZE = size  # also what working_scale reads when verifying
+    if side == "register":
+        dv.REGISTER_KEYPOINTS = int(settings.get("register-cap", dv.REGISTER_KEYPOINTS))
+        if "keep" in settings:
+            dv.MAX_FEATURES = int(settings["keep"])
+            dv.MAX_BYTES = 1 << 30
+        dv._grey_working.__defaults__ = (size,)
+    else:
         dv.SUSPECT_FEATURES = int(settings.get("suspect-cap", dv.SUSPECT_FEATURES))
-        dv.SUSPECT_SIZE = int(settings.get("suspect-size", dv.SUSPECT_SIZE))
+        dv.SUSPECT_SIZE = int(
+            settings.get("suspect-size", settings.get("working-size", dv.SUSPECT_SIZE))
+        )
     try:
         yield
     finally:
-        dv._sift, dv.SUSPECT_FEATURES, dv.SUSPECT_SIZE = saved
+        for name, value in saved.items():
+            setattr(dv, name, value)
+        dv._grey_working.__defaults__ = grey_defaults
+
+
+#: Unrelated originals each suspect is also verified against (the null side).
+UNRELATED = 10
 
 
 def make_cases(paths: list[Path], per_photo: int) -> tuple[list[np.ndarray], list[tuple]]:
     originals = [load_rgb(p) for p in paths]
+    rng = np.random.default_rng(5)
     cases = []
     for i, p in enumerate(paths):
         for j in range(per_photo):
             for kind in suite.KINDS:
-                case, _ = calibration_case(0, paths, originals, i, j, kind)
-                cases.append((i, kind, load_rgb(case.jpeg, name=f"{p.name}:{kind}:{j}")))
+                case, donor = calibration_case(0, paths, originals, i, j, kind)
+                rgb = load_rgb(case.jpeg, name=f"{p.name}:{kind}:{j}")
+                # unrelated originals to verify it against: not its own scene, not its donor
+                others = [o for o in rng.permutation(len(paths)) if o != donor
+                          and _stem(paths[o].name) != _stem(p.name)][:UNRELATED]  # fmt: skip
+                cases.append((i, kind, rgb, others))
     return originals, cases
 
 
@@ -151,14 +200,19 @@ def run_trial(
         register_ms = (time.perf_counter() - t0) * 1000 / len(originals)
     inliers: list[tuple[str, int]] = []
     suspect_s, suspect_features = 0.0, []
+    unrelated: list[int] = []
     with extraction(settings, "suspect"):
-        for i, kind, rgb in cases:
+        for i, kind, rgb, others in cases:
             t0 = time.perf_counter()
             feats = dv.suspect_features(rgb)
             suspect_s += time.perf_counter() - t0
             suspect_features.append(len(feats.sizes))
             fp = fps[i]
             inliers.append((kind, 0 if fp is None else dv.verify_derivative(feats, fp).inliers))
+            for o in others:
+                other = fps[o]
+                if other is not None:  # the group before the caps: what the tail is made of
+                    unrelated.append(dv.verify_derivative(feats, other).group)
     doctored = [n for kind, n in inliers if kind != "repost"]
     reposts = [n for kind, n in inliers if kind == "repost"]
     decision = int(np.ceil((dv._NULL_A + 8 * dv.DECISION_SCORE) / dv._NULL_B))
@@ -176,6 +230,8 @@ def run_trial(
         "reposts_verifiable": sum(n >= decision for n in reposts),
         "reposts": len(reposts),
         "doctored_median_inliers": float(np.median(doctored)),
+        "unrelated_pairs": len(unrelated),
+        "unrelated_at_least": {n: sum(u >= n for u in unrelated) for n in range(3, 7)},
     }
 
 
@@ -183,8 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Feature-extraction trials on the tune half: doctored copies still "
         "verifiable against their own original, and extraction time, per trial.",
-        epilog="Trials: base, register-cap=N, suspect-cap=N, suspect-size=N, no-double; "
-        "combine settings with commas (e.g. register-cap=512,suspect-cap=1000).",
+        epilog="Trials: base, register-cap=N, suspect-cap=N, suspect-size=N, edge=N, "
+        "no-double, keep=N, working-size=N; combine settings with commas "
+        "(e.g. edge=10,register-cap=1536,suspect-cap=1500: the code before the edge-like "
+        "keypoints).",
     )
     parser.add_argument("trials", nargs="+", help="trials to run, in order (see below)")
     parser.add_argument("--per-photo", type=int, default=2, help="edits per kind per photo")
@@ -218,7 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r['suspect_features_mean']:.0f} per suspect (mean); doctored copies verifiable "
             f"{r['doctored_verifiable']}/{r['doctored']}, reposts "
             f"{r['reposts_verifiable']}/{r['reposts']}; median inliers "
-            f"{r['doctored_median_inliers']:.1f}",
+            f"{r['doctored_median_inliers']:.1f}; unrelated pairs with >= 3/4/5/6 inliers "
+            f"{'/'.join(str(v) for v in r['unrelated_at_least'].values())} "
+            f"of {r['unrelated_pairs']}",
             flush=True,
         )
     if args.out:

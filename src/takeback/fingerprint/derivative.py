@@ -95,6 +95,16 @@ SUSPECT_SIZE: Final = 320
 SUSPECT_CONTRAST: Final = 0.015
 #: Features extracted from a suspect (the mirror image reuses them).
 SUSPECT_FEATURES: Final = 1500
+#: Keypoints OpenCV keeps (the strongest, by response) and describes when a
+#: photo is registered, before the grid selection picks :data:`MAX_FEATURES`
+#: of them. Fewer would be cheaper (describing is about half of SIFT's time)
+#: but costs doctored copies (docs/benchmarks.md, "Cheaper extraction").
+REGISTER_KEYPOINTS: Final = 4 * MAX_FEATURES
+#: SIFT's edge threshold on both sides (OpenCV's default). 20 kept keypoints
+#: along edges and won doctored copies of smooth photos on the tune half, but
+#: matched two unrelated skin-tone fills on the held-out half
+#: (docs/benchmarks.md, "Edge-like keypoints").
+EDGE_THRESHOLD: Final = 10.0
 #: Lowe's ratio for tentative matches (best / second-best descriptor distance).
 RATIO: Final = 0.9
 #: SIFT contrast threshold (OpenCV's default is 0.04; lower finds features in flat regions).
@@ -562,7 +572,9 @@ def _sift(
     ``mask`` (uint8, 0 where features are not wanted) drops keypoints after
     OpenCV keeps its ``n`` best and before it describes them.
     """
-    sift = cv2.SIFT_create(nfeatures=n, contrastThreshold=contrast)  # type: ignore[attr-defined]
+    sift = cv2.SIFT_create(  # type: ignore[attr-defined]
+        nfeatures=n, contrastThreshold=contrast, edgeThreshold=EDGE_THRESHOLD
+    )
     kps, desc = sift.detectAndCompute(grey, mask)
     if desc is None or not kps:
         return [], np.zeros((0, 128), np.float32)
@@ -629,7 +641,7 @@ def derivative_from_pixels(
     """
     arr = np.asarray(rgb)
     grey, scale = _grey_working(arr)
-    kps, desc = _sift(grey, 4 * MAX_FEATURES)
+    kps, desc = _sift(grey, REGISTER_KEYPOINTS)
     if len(kps) < MIN_FEATURES:
         raise TooLittleDetailError(
             f"no derivative fingerprint: too little detail ({len(kps)} local features, "
