@@ -217,9 +217,10 @@ def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     tail = {k: float((n >= k).mean()) for k in range(0, int(n.max()) + 2)}
     ks = [k for k, v in tail.items() if v > 0 and k >= dv._NULL_N0]
     points = [(k, float(np.log10(tail[k]))) for k in ks]
-    if len(points) == 1:  # none past one count: the line through it and, one count
-        # further, the 95 % upper bound of a rate none of len(n) pairs reached (3 / n)
-        points.append((ks[0] + 1, float(np.log10(3 / len(n)))))
+    bound = 3 / len(n)  # 95 % upper bound of a rate none of len(n) pairs reached
+    if len(points) == 1 and bound < tail[ks[0]]:  # none past one count: the line
+        # through it and the bound one count further (no line when the bound is higher)
+        points.append((ks[0] + 1, float(np.log10(bound))))
     fit = np.polyfit(*zip(*points, strict=True), 1) if len(points) >= 2 else [0.0, 0.0]
     res = {
         "mode": "calibrate",

@@ -97,13 +97,12 @@ SUSPECT_CONTRAST: Final = 0.015
 SUSPECT_FEATURES: Final = 1500
 #: Keypoints OpenCV keeps (the strongest, by response) and describes when a
 #: photo is registered, before the grid selection picks :data:`MAX_FEATURES`
-#: of them. Fewer would be cheaper (describing is about half of SIFT's time)
-#: but costs doctored copies (docs/benchmarks.md, "Cheaper extraction").
+#: of them. Fewer are cheaper but cost doctored copies (docs/benchmarks.md,
+#: "Cheaper extraction" and "Edge-like keypoints").
 REGISTER_KEYPOINTS: Final = 4 * MAX_FEATURES
-#: SIFT's edge threshold on both sides (OpenCV's default). 20 kept keypoints
-#: along edges and won doctored copies of smooth photos on the tune half, but
-#: matched two unrelated skin-tone fills on the held-out half
-#: (docs/benchmarks.md, "Edge-like keypoints").
+#: SIFT's edge threshold on both sides (OpenCV's default). 20 verified 6 more
+#: doctored copies on the tune half, but held out it matched two unrelated
+#: skin-tone fills (docs/benchmarks.md, "Edge-like keypoints").
 EDGE_THRESHOLD: Final = 10.0
 #: Lowe's ratio for tentative matches (best / second-best descriptor distance).
 RATIO: Final = 0.9
