@@ -104,6 +104,10 @@ def _halved(sift: _Sift) -> _Sift:
 
 _FLAGS = ("no-double",)
 _NUMBERS = ("register-cap", "suspect-cap", "suspect-size", "edge", "keep", "working-size")
+#: Working sizes a trial may ask for (px, longer side): larger ones would
+#: upscale every photo, and SIFT's doubled first octave with it.
+_SIZE_RANGE = (64, 2048)
+_SIZES = ("suspect-size", "working-size")
 
 
 def parse_trial(text: str) -> dict[str, int | bool]:
@@ -118,6 +122,9 @@ def parse_trial(text: str) -> dict[str, int | bool]:
         elif key in _NUMBERS and value.isdigit():
             if int(value) < 1:
                 raise ValueError(f"{key} must be at least 1")
+            low, high = _SIZE_RANGE
+            if key in _SIZES and not low <= int(value) <= high:
+                raise ValueError(f"{key} must be {low}-{high} px, not {value}")
             settings[key] = int(value)
         else:
             raise ValueError(f"unknown trial setting {part!r} (see --help)")
@@ -141,19 +148,17 @@ _PATCHED = (
 def extraction(settings: dict[str, int | bool], side: str) -> Iterator[None]:
     """The module's extraction changed for one ``side`` ("register" or "suspect")."""
     saved = {name: getattr(dv, name) for name in _PATCHED}
-    grey_defaults = dv._grey_working.__defaults__
     try:
         if settings.get("no-double"):
             dv._sift = _halved(_SIFT)
         dv.EDGE_THRESHOLD = float(settings.get("edge", dv.EDGE_THRESHOLD))
         size = int(settings.get("working-size", dv.WORKING_SIZE))
-        dv.WORKING_SIZE = size  # also what working_scale reads when verifying
+        dv.WORKING_SIZE = size  # registration's working size, and working_scale's
         if side == "register":
             dv.REGISTER_KEYPOINTS = int(settings.get("register-cap", dv.REGISTER_KEYPOINTS))
             if "keep" in settings:
                 dv.MAX_FEATURES = int(settings["keep"])
                 dv.MAX_BYTES = 1 << 30
-            dv._grey_working.__defaults__ = (size,)
         else:
             dv.SUSPECT_FEATURES = int(settings.get("suspect-cap", dv.SUSPECT_FEATURES))
             dv.SUSPECT_SIZE = int(
@@ -163,7 +168,6 @@ def extraction(settings: dict[str, int | bool], side: str) -> Iterator[None]:
     finally:
         for name, value in saved.items():
             setattr(dv, name, value)
-        dv._grey_working.__defaults__ = grey_defaults
 
 
 #: Unrelated originals each suspect is also verified against (the null side).

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     descs = []
     for i, path in enumerate(paths):
         for img in _variants(load_rgb(path), rng, args.variants):
-            grey, _ = dv._grey_working(img)
+            grey, _ = dv._grey_working(img, dv.WORKING_SIZE)
             _, d = dv._sift(grey, dv.SUSPECT_FEATURES)
             descs.append(d)
         print(f"\r{i + 1}/{len(paths)} photos", end="", file=sys.stderr)

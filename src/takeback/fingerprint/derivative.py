@@ -540,7 +540,7 @@ _MIRROR_PERM: Final = (
 )
 
 
-def _grey_working(rgb: np.ndarray, size: int = WORKING_SIZE) -> tuple[np.ndarray, float]:
+def _grey_working(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     """Grey ``(M, N)`` uint8 at working size, and original pixels per working pixel."""
     arr = np.asarray(rgb)
     if arr.ndim == 3 and arr.shape[2] == 3:
@@ -639,7 +639,7 @@ def derivative_from_pixels(
         The image is under 64 px on a side, or flat / blank with too few features.
     """
     arr = np.asarray(rgb)
-    grey, scale = _grey_working(arr)
+    grey, scale = _grey_working(arr, WORKING_SIZE)
     kps, desc = _sift(grey, REGISTER_KEYPOINTS)
     if len(kps) < MIN_FEATURES:
         raise TooLittleDetailError(
