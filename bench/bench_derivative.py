@@ -556,12 +556,23 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "same_word_of_two": sum(r["same_word_of_two"] for r in diag),
         "voting": sum(r["voting"] for r in diag),
     }  # fmt: skip
+    doctored = [
+        r for r in recs
+        if r["registered"] and r["kind"] != "repost" and not r["tag"].split(":")[1].startswith("x")
+    ]  # fmt: skip
+    found = {id(r) for r in doctored if r["results"] and r["results"][0][0] == r["name"]}
     misses = [
         {"query": f"{r['name']}/{r['tag']}", "replaced": r["replaced"], "retrieved": r["retrieved"]}
-        for r in recs
-        if r["registered"] and r["kind"] != "repost" and not r["tag"].split(":")[1].startswith("x")
-        and not (r["results"] and r["results"][0][0] == r["name"])
-    ]  # fmt: skip
+        for r in doctored
+        if id(r) not in found
+    ]
+    # the threat is a photo of a person: recall on the photos with people apart
+    people = {p.name for p in photos.photo_paths(tag="people")}
+    by_group: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in doctored:
+        group = by_group["people" if r["name"] in people else "other"]
+        group["n"] += 1
+        group["derivative"] += int(id(r) in found)
     nq = len(recs)
     res: dict[str, Any] = {
         "mode": "evaluate",
@@ -574,7 +585,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "queries": nq,
         "workers": args.workers,
         "recall": {k: dict(v) for k, v in recall.items()} | {"doctored": dict(total)},
+        "doctored_by_group": {k: dict(v) for k, v in sorted(by_group.items())},
         "doctored_misses": misses,
+        "doctored_misses_by_photo": dict(
+            Counter(m["query"].split("/")[0] for m in misses).most_common()
+        ),
         "retrieval": retrieval,
         "false_matches": dict(fm),
         "false_match_examples": fm_examples,

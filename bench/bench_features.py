@@ -14,8 +14,9 @@ from the canonical PDQ decode: the counts are comparable from trial to trial,
 not to registration's exactly). Reported per trial, one core:
 extraction time per original and per suspect, features per original and per
 suspect, doctored copies that reach the decision (6 inliers), reposts that do,
-the median inlier count of doctored copies, and, on the null side, how
-many of the pairs of each suspect with 10 unrelated tune originals (not its
+the median inlier count of doctored copies and how many reach 3, 4, 5 or 6
+inliers (after the caps: how far a lower decision could take recall), and,
+on the null side, how many of the pairs of each suspect with 10 unrelated tune originals (not its
 scene, not its donor's) hold a group of 3, 4, 5 or 6 inliers or more in
 either orientation, counted before the caps on strips, patches, badges and
 edges (the calibration counts them after: this tally is the harsher one).
@@ -52,6 +53,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -191,6 +193,26 @@ def make_cases(paths: list[Path], per_photo: int) -> tuple[list[np.ndarray], lis
     return originals, cases
 
 
+#: The rules that cap a group of inliers as content unrelated images share,
+#: each with the value that lifts it alone.
+_CAPS = {"MIN_SPREAD": 0.0, "MIN_EXTENT": 0.0, "MIN_BOX_SHARE": 0.0, "EDGE_SHARE": -1.0}
+
+
+def _held_by(feats: dv.SuspectFeatures, fp: dv.DerivativeFingerprint) -> list[str]:
+    """A copy the caps hold under the decision: ``"any"``, and each rule that
+    alone lifted lets it reach the decision."""
+    found = ["any"]
+    for rule, lifted in _CAPS.items():
+        saved = getattr(dv, rule)
+        try:
+            setattr(dv, rule, lifted)
+            if dv.verify_derivative(feats, fp).matched:
+                found.append(rule)
+        finally:
+            setattr(dv, rule, saved)
+    return found
+
+
 def run_trial(
     settings: dict[str, int | bool], originals: Sequence[np.ndarray], cases: Sequence[tuple]
 ) -> dict[str, Any]:
@@ -204,6 +226,7 @@ def run_trial(
                 fps.append(None)
         register_ms = (time.perf_counter() - t0) * 1000 / len(originals)
     inliers: list[tuple[str, int]] = []
+    held = Counter[str]()
     suspect_s, suspect_features = 0.0, []
     unrelated: list[int] = []
     with extraction(settings, "suspect"):
@@ -213,7 +236,10 @@ def run_trial(
             suspect_s += time.perf_counter() - t0
             suspect_features.append(len(feats.sizes))
             fp = fps[i]
-            inliers.append((kind, 0 if fp is None else dv.verify_derivative(feats, fp).inliers))
+            match = None if fp is None else dv.verify_derivative(feats, fp)
+            inliers.append((kind, 0 if match is None else match.inliers))
+            if match is not None and kind != "repost" and not match.matched and match.group >= 6:
+                held.update(_held_by(feats, fp))
             for o in others:
                 other = fps[o]
                 if other is not None:  # the larger group of the two orientations, uncapped
@@ -238,6 +264,8 @@ def run_trial(
         "reposts_verifiable": sum(n >= decision for n in reposts),
         "reposts": len(reposts),
         "doctored_median_inliers": float(np.median(doctored)),
+        "doctored_at_least": {n: sum(d >= n for d in doctored) for n in range(3, 7)},
+        "doctored_held_by_caps": dict(held),
         "unrelated_pairs": len(unrelated),
         "unrelated_at_least": {n: sum(u >= n for u in unrelated) for n in range(3, 7)},
     }
@@ -281,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name}: register {r['register_ms']:.1f} ms, suspect {r['suspect_ms']:.1f} ms; "
             f"features {r['features_per_original_median']:.0f} per original (median), "
             f"{r['suspect_features_mean']:.0f} per suspect (mean); doctored copies verifiable "
-            f"{r['doctored_verifiable']}/{r['doctored']}, reposts "
+            f"{r['doctored_verifiable']}/{r['doctored']} (>= 3/4/5/6 inliers "
+            f"{'/'.join(str(v) for v in r['doctored_at_least'].values())}), reposts "
             f"{r['reposts_verifiable']}/{r['reposts']}; median inliers "
             f"{r['doctored_median_inliers']:.1f}; unrelated pairs with >= 3/4/5/6 inliers "
             f"{'/'.join(str(v) for v in r['unrelated_at_least'].values())} "

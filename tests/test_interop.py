@@ -354,20 +354,22 @@ def test_each_dihedral_variant_is_pdqhash_of_the_turned_pixels(name: str) -> Non
 def test_a_batch_hashes_with_the_compiled_pdq_and_leaves_the_setting_as_it_found_it(
     tmp_path: Path,
 ) -> None:
-    """64 files in one process go through the compiled PDQ: pdqhash's hashes, and
-    single files hashed afterwards in the same process are not switched over."""
+    """A batch large enough to pay for loading it (150 files in one process when
+    registering) goes through the compiled PDQ: pdqhash's hashes, and single
+    files hashed afterwards in the same process are not switched over."""
     from takeback.fingerprint import pdq
-    from takeback.fingerprint.batch import fingerprint_paths
+    from takeback.fingerprint.batch import _COMPILED_MIN_FILES, fingerprint_paths
 
     pixels = rgb_pixels(PHOTOS["chelsea.png"])
+    n = _COMPILED_MIN_FILES[False]
     paths = []
-    for i in range(64):
-        crop = pixels[i : i + 200, 2 * i : 2 * i + 300]
-        paths.append(str(save(crop, tmp_path / f"{i:02d}.png", "PNG")))
+    for i in range(n):
+        crop = pixels[i % 80 : i % 80 + 200, i // 2 : i // 2 + 300]
+        paths.append(str(save(crop, tmp_path / f"{i:03d}.png", "PNG")))
     assert not pdq._compiled
     during: list[bool] = []
     items = list(fingerprint_paths(paths, jobs=1, on_done=lambda _: during.append(pdq._compiled)))
-    assert during == [platform.machine() in pdq._CHECKED_MACHINES] * 64
+    assert during == [platform.machine() in pdq._CHECKED_MACHINES] * n
     assert not pdq._compiled
     for path, item in zip(paths, items, strict=True):
         assert item.fingerprint is not None

@@ -28,9 +28,10 @@ __all__ = ["BatchItem", "default_jobs", "fingerprint_for_bank", "fingerprint_pat
 
 # Below this many files a worker pool costs more than it saves.
 _POOL_MIN_FILES: Final = 4
-# From this many files per process, loading the compiled PDQ (~0.7 s) pays for
-# itself (~5 ms saved per photo, ~23 ms per suspect with its 8 variants).
-_COMPILED_MIN_FILES: Final = 64
+# From this many files per process, loading the compiled PDQ (~0.65 s) pays for
+# itself: ~23 ms saved per suspect with its 8 variants (matching), ~4.5 ms per
+# photo without them (registration; docs/benchmarks.md, section 5).
+_COMPILED_MIN_FILES: Final = {True: 64, False: 150}
 
 # An error crosses the process boundary as (class name, message, path).
 _Parts = tuple[str, str, str | None]
@@ -184,14 +185,15 @@ def fingerprint_paths(
     ``variants`` also computes the 8 dihedral hashes (for matching);
     ``derivative`` also the derivative fingerprint (for registration, see
     :func:`fingerprint_for_bank`). From :data:`_COMPILED_MIN_FILES` files per
-    process on, PDQ hashes with the compiled code (the same bits, see
-    :func:`~takeback.fingerprint.pdq.use_compiled`).
+    process on (64 with ``variants``, 150 without), PDQ hashes with the
+    compiled code (the same bits, see :func:`~takeback.fingerprint.pdq.use_compiled`).
     """
     limits = limits or ImageLimits()
     jobs = default_jobs() if jobs is None else max(1, jobs)
     work = [(p, limits, variants, derivative) for p in paths]
+    compiled_from = _COMPILED_MIN_FILES[bool(variants)]
     if jobs == 1 or len(work) < _POOL_MIN_FILES:
-        previous = use_compiled() if len(work) >= _COMPILED_MIN_FILES else None
+        previous = use_compiled() if len(work) >= compiled_from else None
         try:
             yield from _wrap((_work(w) for w in work), on_done)
         finally:
@@ -206,7 +208,7 @@ def fingerprint_paths(
         max_workers=min(jobs, len(work)),
         mp_context=context,
         initializer=_one_thread,
-        initargs=(len(work) >= _COMPILED_MIN_FILES * min(jobs, len(work)),),
+        initargs=(len(work) >= compiled_from * min(jobs, len(work)),),
     ) as pool:
         chunk = max(1, min(16, len(work) // (jobs * 8)))
         yield from _wrap(pool.map(_work, work, chunksize=chunk), on_done)
