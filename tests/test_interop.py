@@ -351,25 +351,39 @@ def test_each_dihedral_variant_is_pdqhash_of_the_turned_pixels(name: str) -> Non
     assert quality == pdqhash.compute(np.ascontiguousarray(pixels))[1]
 
 
+@pytest.mark.parametrize(
+    ("variants", "below"),
+    [(False, False), (False, True), (True, False)],
+    ids=["registration-batch", "registration-below", "matching-batch"],
+)
 def test_a_batch_hashes_with_the_compiled_pdq_and_leaves_the_setting_as_it_found_it(
-    tmp_path: Path,
+    tmp_path: Path, variants: bool, below: bool
 ) -> None:
-    """A batch large enough to pay for loading it (150 files in one process when
-    registering) goes through the compiled PDQ: pdqhash's hashes, and single
-    files hashed afterwards in the same process are not switched over."""
+    """A batch large enough to pay for loading the compiled PDQ (150 files in
+    one process, or 64 with their 8 variants, as ``match`` hashes them) goes
+    through it, a smaller one does not: pdqhash's hashes either way, and
+    single files hashed afterwards in the same process are not switched over."""
     from takeback.fingerprint import pdq
-    from takeback.fingerprint.batch import _COMPILED_MIN_FILES, fingerprint_paths
+    from takeback.fingerprint.batch import (
+        _COMPILED_MIN_FILES,
+        _COMPILED_MIN_FILES_WITH_VARIANTS,
+        fingerprint_paths,
+    )
 
+    files = (_COMPILED_MIN_FILES_WITH_VARIANTS if variants else _COMPILED_MIN_FILES) - below
     pixels = rgb_pixels(PHOTOS["chelsea.png"])
-    n = _COMPILED_MIN_FILES[False]
     paths = []
-    for i in range(n):
+    for i in range(files):
         crop = pixels[i % 80 : i % 80 + 200, i // 2 : i // 2 + 300]
         paths.append(str(save(crop, tmp_path / f"{i:03d}.png", "PNG")))
     assert not pdq._compiled
     during: list[bool] = []
-    items = list(fingerprint_paths(paths, jobs=1, on_done=lambda _: during.append(pdq._compiled)))
-    assert during == [platform.machine() in pdq._CHECKED_MACHINES] * n
+    items = list(
+        fingerprint_paths(
+            paths, jobs=1, variants=variants, on_done=lambda _: during.append(pdq._compiled)
+        )
+    )
+    assert during == [not below and platform.machine() in pdq._CHECKED_MACHINES] * files
     assert not pdq._compiled
     for path, item in zip(paths, items, strict=True):
         assert item.fingerprint is not None

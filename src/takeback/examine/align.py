@@ -171,7 +171,7 @@ def features(
     h, w = image.shape[:2]
     if desc is None or not kps:
         return FeatureSet(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32), (w, h))
-    pts = np.array([k.pt for k in kps], np.float64)
+    pts = np.asarray(cv2.KeyPoint.convert(kps), np.float64)  # the same values, one call
     # back to the full grid: invert the resize's pixel-centre mapping
     sx, sy = grey.shape[1] / w, grey.shape[0] / h
     full = np.empty_like(pts)

@@ -29,9 +29,10 @@ __all__ = ["BatchItem", "default_jobs", "fingerprint_for_bank", "fingerprint_pat
 # Below this many files a worker pool costs more than it saves.
 _POOL_MIN_FILES: Final = 4
 # From this many files per process, loading the compiled PDQ (~0.65 s) pays for
-# itself: ~23 ms saved per suspect with its 8 variants (matching), ~4.5 ms per
-# photo without them (registration; docs/benchmarks.md, section 5).
-_COMPILED_MIN_FILES: Final = {True: 64, False: 150}
+# itself: ~4.5 ms saved per photo hashed once (bank add, hash; docs/benchmarks.md,
+# section 5), ~23 ms per suspect hashed with its 8 dihedral variants (match).
+_COMPILED_MIN_FILES: Final = 150
+_COMPILED_MIN_FILES_WITH_VARIANTS: Final = 64
 
 # An error crosses the process boundary as (class name, message, path).
 _Parts = tuple[str, str, str | None]
@@ -185,13 +186,14 @@ def fingerprint_paths(
     ``variants`` also computes the 8 dihedral hashes (for matching);
     ``derivative`` also the derivative fingerprint (for registration, see
     :func:`fingerprint_for_bank`). From :data:`_COMPILED_MIN_FILES` files per
-    process on (64 with ``variants``, 150 without), PDQ hashes with the
-    compiled code (the same bits, see :func:`~takeback.fingerprint.pdq.use_compiled`).
+    process on (:data:`_COMPILED_MIN_FILES_WITH_VARIANTS` with ``variants``),
+    PDQ hashes with the compiled code (the same bits, see
+    :func:`~takeback.fingerprint.pdq.use_compiled`).
     """
     limits = limits or ImageLimits()
     jobs = default_jobs() if jobs is None else max(1, jobs)
     work = [(p, limits, variants, derivative) for p in paths]
-    compiled_from = _COMPILED_MIN_FILES[bool(variants)]
+    compiled_from = _COMPILED_MIN_FILES_WITH_VARIANTS if variants else _COMPILED_MIN_FILES
     if jobs == 1 or len(work) < _POOL_MIN_FILES:
         previous = use_compiled() if len(work) >= compiled_from else None
         try:

@@ -45,7 +45,8 @@ def use_compiled(on: bool = True) -> bool:
     checks every bit). A photo hashes ~2x faster (a suspect's 8 dihedral
     hashes too), but loading numba's compiled code costs ~0.7 s once per
     process (several seconds the first time after an install, to compile), so
-    this pays for batches of a few dozen images and more:
+    this pays for batches of ~150 photos and more, or ~64 suspects hashed with
+    their 8 variants:
     :func:`~takeback.fingerprint.batch.fingerprint_paths` turns it on by itself
     for such batches. On a machine it has not been checked on (not x86-64),
     hashing stays with ``pdqhash``; where numba cannot load or cache its code
