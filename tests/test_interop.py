@@ -353,8 +353,8 @@ def test_each_dihedral_variant_is_pdqhash_of_the_turned_pixels(name: str) -> Non
 
 @pytest.mark.parametrize(
     ("variants", "below"),
-    [(False, False), (False, True), (True, False)],
-    ids=["registration-batch", "registration-below", "matching-batch"],
+    [(False, False), (False, True), (True, False), (True, True)],
+    ids=["registration-batch", "registration-below", "matching-batch", "matching-below"],
 )
 def test_a_batch_hashes_with_the_compiled_pdq_and_leaves_the_setting_as_it_found_it(
     tmp_path: Path, variants: bool, below: bool
@@ -390,6 +390,8 @@ def test_a_batch_hashes_with_the_compiled_pdq_and_leaves_the_setting_as_it_found
         bits, quality = pdqhash.compute(np.ascontiguousarray(rgb_pixels(Path(path))))
         assert item.fingerprint.pdq == PdqHash.from_bits(bits)
         assert item.fingerprint.quality == quality
+        if variants:  # the 8 variants as a single file hashes them (with pdqhash)
+            assert item.fingerprint.variants == fingerprint_file(path, variants=True).variants
 
 
 def test_without_numba_code_hashing_goes_on_with_pdqhash(

@@ -118,8 +118,9 @@ ANGLE_TOLERANCE: Final = 15.0
 #: Score at or above which a verification is a match. The score is
 #: ``-log10(P_null) / 8`` where ``P_null`` is the fitted probability that an
 #: unrelated pair reaches the inlier count (see :func:`score_of_inliers`); 0.8
-#: means 6 inliers or more, ``P_null`` <= 4e-7 per verification, under 5e-6 per
-#: query when a query verifies 5 candidates in both orientations.
+#: means 6 inliers or more, ``P_null`` <= 4e-7 per verification (the null
+#: model's pairs were verified in both orientations), under 2e-6 per query: a
+#: lookup verifies its 5 candidates, each in the orientation that found it.
 DECISION_SCORE: Final = 0.8
 
 _MAGIC: Final = b"TBDF"
