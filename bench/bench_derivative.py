@@ -569,10 +569,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     # the threat is a photo of a person: recall on the photos with people apart
     people = {p.name for p in photos.photo_paths(tag="people")}
     by_group: dict[str, Counter[str]] = defaultdict(Counter)
-    for r in doctored:
-        group = by_group["people" if r["name"] in people else "other"]
+    for rec in doctored:
+        group = by_group["people" if rec["name"] in people else "other"]
         group["n"] += 1
-        group["derivative"] += int(id(r) in found)
+        group["derivative"] += int(id(rec) in found)
     nq = len(recs)
     res: dict[str, Any] = {
         "mode": "evaluate",
@@ -588,7 +588,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "doctored_by_group": {k: dict(v) for k, v in sorted(by_group.items())},
         "doctored_misses": misses,
         "doctored_misses_by_photo": dict(
-            Counter(m["query"].split("/")[0] for m in misses).most_common()
+            Counter(r["name"] for r in doctored if id(r) not in found).most_common()
         ),
         "retrieval": retrieval,
         "false_matches": dict(fm),

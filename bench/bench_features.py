@@ -59,7 +59,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -137,43 +137,39 @@ def parse_trial(text: str) -> dict[str, int | bool]:
     return settings
 
 
-#: The module settings a trial may change, restored after it.
-_PATCHED = (
-    "_sift",
-    "REGISTER_KEYPOINTS",
-    "SUSPECT_FEATURES",
-    "SUSPECT_SIZE",
-    "EDGE_THRESHOLD",
-    "MAX_FEATURES",
-    "MAX_BYTES",
-    "WORKING_SIZE",
-)
-
-
 @contextmanager
-def extraction(settings: dict[str, int | bool], side: str) -> Iterator[None]:
-    """The module's extraction changed for one ``side`` ("register" or "suspect")."""
-    saved = {name: getattr(dv, name) for name in _PATCHED}
+def patched(values: dict[str, Any]) -> Iterator[None]:
+    """Module settings of :mod:`takeback.fingerprint.derivative` set to ``values``,
+    restored after (they are read when called, so the code runs with them)."""
+    saved = {name: getattr(dv, name) for name in values}
     try:
-        if settings.get("no-double"):
-            dv._sift = _halved(_SIFT)
-        dv.EDGE_THRESHOLD = float(settings.get("edge", dv.EDGE_THRESHOLD))
-        size = int(settings.get("working-size", dv.WORKING_SIZE))
-        dv.WORKING_SIZE = size  # registration's working size, and working_scale's
-        if side == "register":
-            dv.REGISTER_KEYPOINTS = int(settings.get("register-cap", dv.REGISTER_KEYPOINTS))
-            if "keep" in settings:
-                dv.MAX_FEATURES = int(settings["keep"])
-                dv.MAX_BYTES = 1 << 30
-        else:
-            dv.SUSPECT_FEATURES = int(settings.get("suspect-cap", dv.SUSPECT_FEATURES))
-            dv.SUSPECT_SIZE = int(
-                settings.get("suspect-size", settings.get("working-size", dv.SUSPECT_SIZE))
-            )
+        for name, value in values.items():
+            setattr(dv, name, value)
         yield
     finally:
         for name, value in saved.items():
             setattr(dv, name, value)
+
+
+def extraction(settings: dict[str, int | bool], side: str) -> AbstractContextManager[None]:
+    """The module's extraction changed for one ``side`` ("register" or "suspect")."""
+    values: dict[str, Any] = {
+        "EDGE_THRESHOLD": float(settings.get("edge", dv.EDGE_THRESHOLD)),
+        # registration's working size, and working_scale's
+        "WORKING_SIZE": int(settings.get("working-size", dv.WORKING_SIZE)),
+    }
+    if settings.get("no-double"):
+        values["_sift"] = _halved(_SIFT)
+    if side == "register":
+        values["REGISTER_KEYPOINTS"] = int(settings.get("register-cap", dv.REGISTER_KEYPOINTS))
+        if "keep" in settings:
+            values |= {"MAX_FEATURES": int(settings["keep"]), "MAX_BYTES": 1 << 30}
+    else:
+        values["SUSPECT_FEATURES"] = int(settings.get("suspect-cap", dv.SUSPECT_FEATURES))
+        values["SUSPECT_SIZE"] = int(
+            settings.get("suspect-size", settings.get("working-size", dv.SUSPECT_SIZE))
+        )
+    return patched(values)
 
 
 #: Unrelated originals each suspect is also verified against (the null side).
@@ -209,15 +205,9 @@ def _held_by(feats: dv.SuspectFeatures, fp: dv.DerivativeFingerprint) -> list[st
     inliers after the caps)."""
     found = []
     for rules in [tuple(_CAPS), *((rule,) for rule in _CAPS)]:
-        saved = {rule: getattr(dv, rule) for rule in rules}
-        try:
-            for rule in rules:
-                setattr(dv, rule, _CAPS[rule])
+        with patched({rule: _CAPS[rule] for rule in rules}):
             if dv.verify_derivative(feats, fp).matched:
                 found.append("any" if len(rules) > 1 else rules[0])
-        finally:
-            for rule, value in saved.items():
-                setattr(dv, rule, value)
         if not found:  # not held by all of them together: by none alone either
             break
     return found

@@ -34,8 +34,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -164,12 +164,15 @@ def whole_command(folder: Path, runs: int, expected: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 seconds.append(time.perf_counter() - t0)
-            last = done.stderr.strip().splitlines()[-1:]  # "N registered, M already registered"
-            tally = re.match(r"([\d,]+) registered", last[0]) if last else None
-            registered = int(tally.group(1).replace(",", "")) if tally else None
-            if done.returncode != 0 or registered != expected:
+                stats = subprocess.run(
+                    [sys.executable, "-m", "takeback", "bank", "stats", "--bank", tmp, "--json"],
+                    capture_output=True,
+                    text=True,
+                )  # after the clock: what the bank holds
+                entries = json.loads(stats.stdout)["entries"] if stats.returncode == 0 else None
+            if done.returncode != 0 or entries != expected:
                 raise SystemExit(
-                    f"'{' '.join(cmd)}' registered {registered} of {expected} files "
+                    f"'{' '.join(cmd)}' registered {entries} of {expected} files "
                     f"(exit {done.returncode}):\n{done.stderr[-2000:]}"
                 )
         out[label] = {"seconds": seconds, "best_s": min(seconds)}
