@@ -21,7 +21,9 @@ default (held-out half)
     original) and edits of strangers and of the registered photos; any accepted
     match to a wrong entry is a false match. PDQ (8 dihedral variants, match at
     <= 31 bits) and pHash (imagehash, 64 bits, match at <= 10 bits) run on the
-    same suspects in the same run.
+    same suspects in the same run. With ``--swap-halves`` the halves change
+    places (the tune photos registered and queried, the distractors made
+    from the held-out ones): a check of retrieval settings on the tune half.
 
 Run ``python bench/bench_derivative.py --help``. Results are printed and, with
 ``--out``, written as JSON. The machine's load average is recorded with each
@@ -54,6 +56,7 @@ import suite  # noqa: E402
 from takeback.fingerprint import derivative as dv  # noqa: E402
 from takeback.fingerprint.derivative_index import (  # noqa: E402
     MAX_HAMMING,
+    SMALL_SUSPECT,
     TOP_K,
     DerivativeIndex,
     assign_words,
@@ -343,32 +346,44 @@ def _synthetic(pool: dict[str, np.ndarray], rng: np.random.Generator) -> dv.Deri
 
 def _save_bank(path: Path, index: DerivativeIndex, pdq_bank: list[np.ndarray],
                ph_bank: list[np.ndarray], names: list[str], skipped: list[str],
-               add_times: list[float], kinds: Counter[str]) -> None:  # fmt: skip
+               add_times: list[float], kinds: Counter[str], recipe: str) -> None:  # fmt: skip
     """Keep the built bank, so a later run can time lookups without rebuilding it."""
     blobs = [index._fps[index._pos[n]].to_bytes() for n in names]  # type: ignore[union-attr]
-    np.savez(path, names=np.array(names), blobs=np.array(blobs, dtype=object), recipe=_recipe(),
+    np.savez(path, names=np.array(names), blobs=np.array(blobs, dtype=object), recipe=recipe,
              pdq=np.stack(pdq_bank), phash=np.stack(ph_bank), skipped=np.array(skipped, dtype=str),
              add_times=np.array(add_times), kinds=np.array(json.dumps(dict(kinds))))  # fmt: skip
 
 
-def _recipe() -> str:
+def _recipe(swap: bool) -> str:
     """What registered fingerprints depend on: a cache built otherwise is rebuilt."""
     return (
         f"format {dv.FORMAT_VERSION}, size {dv.WORKING_SIZE}, features {dv.MAX_FEATURES}, "
         f"contrast {dv.CONTRAST}, edge {dv.EDGE_THRESHOLD}, keypoints {dv.REGISTER_KEYPOINTS}"
+        + (_SWAPPED if swap else "")
     )
 
 
-def _cache_fits(path: Path) -> bool:
-    """Whether the bank cache can be read and was built by this code (else it is rebuilt)."""
+_SWAPPED = ", halves swapped"
+
+
+def _cache_fits(path: Path, recipe: str) -> bool:
+    """Whether the bank cache can be read and was built by this code (else it is
+    rebuilt); a bank of the other halves stops the run instead."""
     try:  # the recipe is plain text: nothing of the file is unpickled to check it
         with np.load(path, allow_pickle=False) as z:
             built = str(z["recipe"]) if "recipe" in z.files else "an older recipe"
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         print(f"{path}: cannot be read ({exc}): rebuilding it", flush=True)
         return False
-    if built != _recipe():
-        print(f"{path}: built with {built}, not {_recipe()}: rebuilding it", flush=True)
+    if built != recipe:
+        if built.removesuffix(_SWAPPED) == recipe.removesuffix(_SWAPPED):
+            # the other halves' bank: rebuilding would throw away a good one
+            swapped = "" if built.endswith(_SWAPPED) else "not "
+            raise SystemExit(
+                f"{path} was built with the halves {swapped}swapped: give this run "
+                "its own --bank-cache"
+            )
+        print(f"{path}: built with {built}, not {recipe}: rebuilding it", flush=True)
         return False
     return True
 
@@ -403,13 +418,20 @@ def calibration_case(
     return suite.make_case(originals[i], originals[d_i], kind, rng), d_i
 
 
-def split(seed: int) -> tuple[list[Path], list[Path], list[str]]:
+def split(seed: int, swap: bool = False) -> tuple[list[Path], list[Path], list[str]]:
     """The held-out photos, the tune photos distractors are made from, and the
-    held-out photos never registered (the "strangers", a fixed fifth)."""
+    held-out photos never registered (the "strangers", a fixed fifth).
+
+    ``swap`` exchanges the halves: the tune photos are registered and queried,
+    the distractors are made from the held-out ones (a retrieval check that
+    looks at no held-out result).
+    """
     held = photos.photo_paths(split="heldout")
     held_stems = {_stem(p.name) for p in held}
     # Same scene shot twice (kpa-bar55 / kpa-bar55-2) must not sit on both sides.
     tune_paths = [p for p in photos.photo_paths(split="tune") if _stem(p.name) not in held_stems]
+    if swap:
+        held, tune_paths = tune_paths, held
     strangers = sorted(
         p.name for p in held if suite.rng_for(seed, "stranger", p.name).random() < 0.2
     )
@@ -423,18 +445,20 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     faiss.omp_set_num_threads(1)
     cv2.setNumThreads(1)
-    held, tune_paths, strangers = split(args.seed)
+    held, tune_paths, strangers = split(args.seed, args.swap_halves)
     registered = [p for p in held if p.name not in strangers]
+    sides = ("tune", "held-out") if args.swap_halves else ("held-out", "tune")
     print(
-        f"held-out {len(held)} ({len(registered)} registered, {len(strangers)} strangers); "
-        f"distractor sources: {len(tune_paths)} tune photos"
+        f"{sides[0]} {len(held)} ({len(registered)} registered, {len(strangers)} strangers); "
+        f"distractor sources: {len(tune_paths)} {sides[1]} photos"
     )
     originals = {p.name: _load(p) for p in held}
     tune = [_small(_load(p)) for p in tune_paths]
 
     cache = args.bank_cache
+    recipe = _recipe(args.swap_halves)
     cache_stale = False
-    if cache is not None and cache.exists() and not _cache_fits(cache):
+    if cache is not None and cache.exists() and not _cache_fits(cache, recipe):
         cache.unlink()
     if cache is not None and cache.exists():
         index, pdq_bank, ph_bank, bank_names, skipped, add_times, sizes, kinds = _load_bank(cache)
@@ -483,7 +507,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             cache_stale = True
         n += 1
     if cache is not None and (not cache.exists() or cache_stale):
-        _save_bank(cache, index, pdq_bank, ph_bank, bank_names, skipped, add_times, kinds)
+        _save_bank(cache, index, pdq_bank, ph_bank, bank_names, skipped, add_times, kinds, recipe)
     print(f"bank: {len(index)}; derivative add {np.mean(add_times) * 1000:.1f} ms/photo")
 
     queries: list[tuple[str, str, bool]] = []  # (photo, kind:rep, registered)
@@ -576,6 +600,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     nq = len(recs)
     res: dict[str, Any] = {
         "mode": "evaluate",
+        "halves": "swapped: tune photos registered" if args.swap_halves else "held-out registered",
         "seed": args.seed,
         "heldout_registered": len(registered) - len(skipped),
         "strangers": strangers,
@@ -659,6 +684,14 @@ def _profile(
     return out
 
 
+def _ms_of(seconds: np.ndarray) -> dict[str, Any]:
+    """How many lookups, their mean and longest time in ms (None when there are none)."""
+    if not len(seconds):
+        return {"suspects": 0, "mean": None, "max": None}
+    mean, most = (round(1000 * float(f(seconds)), 1) for f in (np.mean, np.max))
+    return {"suspects": len(seconds), "mean": mean, "max": most}
+
+
 def _scaling(
     args: argparse.Namespace, index: DerivativeIndex, queries: list[tuple[str, str, bool]]
 ) -> dict[str, Any]:
@@ -673,6 +706,12 @@ def _scaling(
         "sizes": np.concatenate([f.sizes for f in pool_fps]),
         "angles": np.concatenate([f.angles for f in pool_fps]),
     }
+    suspects = [_suspect_case(args.seed, name, tag).jpeg for name, tag, _ in queries]
+    # which suspects retrieval gives more effort (few features), counted untimed
+    small = np.array(
+        [len(dv.suspect_features(load_rgb(j, name="suspect"))) < SMALL_SUSPECT for j in suspects],
+        bool,
+    )
     out: dict[str, Any] = {}
     for size in args.scale:
         rss0 = _rss_mib()
@@ -691,7 +730,6 @@ def _scaling(
         build_s = time.perf_counter() - t
         la0 = _loadavg()
         lat, found = [], 0
-        suspects = [_suspect_case(args.seed, name, tag).jpeg for name, tag, _ in queries]
         for (name, _, _), jpeg in zip(queries, suspects, strict=True):
             t0 = time.perf_counter()
             res = sub.search(load_rgb(jpeg, name="suspect"), k=args.k)
@@ -705,6 +743,10 @@ def _scaling(
                 "mean": round(1000 * float(np.mean(lat)), 1),
                 "p50": round(1000 * float(np.percentile(lat, 50)), 1),
                 "p95": round(1000 * float(np.percentile(lat, 95)), 1),
+            },
+            "lookup_ms_by_features": {
+                f"under {SMALL_SUSPECT}": _ms_of(np.array(lat)[small]),
+                f"at least {SMALL_SUSPECT}": _ms_of(np.array(lat)[~small]),
             },
             "top1_right": f"{found}/{len(queries)}",
             "index_bytes": sub.memory_bytes,
@@ -761,8 +803,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also profile the timed lookups by stage (a second, untimed pass)",
     )
+    parser.add_argument(
+        "--swap-halves",
+        action="store_true",
+        help="register and query the tune photos, with distractors made from the held-out "
+        "ones: a check of retrieval settings that looks at no held-out result "
+        "(give it its own --bank-cache)",
+    )
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
+    if args.swap_halves and args.calibrate:
+        parser.error("--swap-halves is for the default mode, not --calibrate")
     limit_blas_threads()
     res = calibrate(args) if args.calibrate else evaluate(args)
     text = json.dumps(res, indent=1, default=str)

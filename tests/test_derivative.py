@@ -194,6 +194,42 @@ def test_index_agrees_with_brute_force(
     index.close()  # idempotent
 
 
+def test_a_suspect_with_few_features_gets_more_candidates(
+    originals: dict[str, np.ndarray],
+    fps: dict[str, DerivativeFingerprint],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A blurred doctored copy stands for a small or smooth suspect: few
+    # features, each less sure of its word. Retrieval looks further for it (a
+    # second coarse cell, SMALL_EFFORT times the candidates), and finds it.
+    from takeback.fingerprint import derivative_index
+    from takeback.fingerprint.derivative_index import SMALL_EFFORT, SMALL_SUSPECT
+
+    donor = load_rgb(sample_photo(UNREGISTERED_PHOTO))
+    suspect, *_ = _doctor(originals["astronaut.png"], donor, seed=1)
+    full = suspect_features(suspect)
+    blurred = cv2.GaussianBlur(suspect, (0, 0), 4)
+    small = suspect_features(blurred)
+    assert len(small) < SMALL_SUSPECT <= len(full)
+    with DerivativeIndex() as index:
+        for n, fp in fps.items():
+            index.add(n, fp)
+        others = {n: rgb for n, rgb in originals.items() if n != "astronaut.png"}
+        for n, rgb in others.items():  # their quarters too: more candidates
+            h, w = (side // 2 for side in rgb.shape[:2])
+            for q, (top, left) in enumerate([(0, 0), (0, w), (h, 0), (h, w)]):
+                quarter = rgb[top : top + h, left : left + w]
+                index.add(f"{n}:{q}", derivative_from_pixels(quarter))
+        assert len(index.candidates(full, 2)) == 2
+        more = index.candidates(small, 2)
+        assert 2 < len(more) <= 2 * SMALL_EFFORT
+        assert [k for k, _ in index.search(blurred)] == ["astronaut.png"]
+        # without the effort: two candidates, the same first
+        monkeypatch.setattr(derivative_index, "SMALL_SUSPECT", 0)
+        plain = index.candidates(small, 2)
+        assert len(plain) == 2 and plain[0][:2] == more[0][:2]
+
+
 def test_removed_photos_are_never_returned(
     originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
 ) -> None:
@@ -624,6 +660,21 @@ def test_words_are_the_nearest_centres_and_signatures_their_sides(
     assert clear.mean() > 0.95
     assert np.array_equal(sure.reshape(-1, 2)[clear], far.sum(axis=2, dtype=np.uint8)[clear])
     assert (sure > 0).any() and not (sure > 0).all()
+    # a second coarse cell: the same words first, then each descriptor's
+    # nearest word under its second-nearest coarse centre
+    more = assign_words(np.concatenate(feats.descriptors), nearest=2, second_cell=True)
+    n = len(words)
+    for got_field, want_field in zip(more, (words, sigs, rows, sure), strict=True):
+        assert np.array_equal(got_field[:n], want_field)
+    assert np.array_equal(more.rows[n:], np.arange(len(y)))
+    second = np.argsort(c2, axis=1, kind="stable")[:, 1]
+    d2 = ((y[:, None, :] - m.fine[second].astype(np.float64)) ** 2).sum(2)
+    clear = (gap(c2, 2) > 1e-4) & (gap(d2, 1) > 1e-4)
+    assert clear.mean() > 0.95
+    nearest = d2.argmin(axis=1)
+    assert np.array_equal(more.words[n:][clear], (second * nfine + nearest)[clear])
+    side = (y > m.fine[second, nearest]).astype(np.uint64) << np.arange(32, dtype=np.uint64)
+    assert np.array_equal(more.signatures[n:][clear], side.sum(axis=1).astype(np.uint32)[clear])
 
 
 def test_tentative_matches_are_lowes_ratio_test(

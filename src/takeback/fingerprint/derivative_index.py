@@ -31,7 +31,11 @@ An inverted file over a visual vocabulary with Hamming embedding:
   their feature's number): how many of them agree on one similarity
   transform, by the same 1-point test as the verification;
 * the :data:`TOP_K` best re-ranked photos are verified geometrically with
-  :func:`~.derivative.verify_derivative`, in the orientation that found them.
+  :func:`~.derivative.verify_derivative`, in the orientation that found them;
+* a suspect with few features (:data:`SMALL_SUSPECT`), whose descriptors are
+  the least sure of their word, also looks up a second coarse cell and keeps
+  :data:`SMALL_EFFORT` times the shortlist and the candidates: its lookup
+  is still cheaper than a full suspect's.
 
 The voting loop is compiled with numba. :meth:`DerivativeIndex.search` has a
 brute-force twin, ``exhaustive=True``, which verifies every registered
@@ -69,6 +73,8 @@ __all__ = [
     "MAX_HAMMING",
     "PROBE_BITS",
     "PROBE_MARGIN",
+    "SMALL_EFFORT",
+    "SMALL_SUSPECT",
     "TOP_K",
     "DerivativeIndex",
     "Words",
@@ -90,6 +96,14 @@ PROBE_MARGIN: Final = 0.4
 SHORTLIST: Final = 50
 #: Fewest votes a candidate needs to be verified.
 MIN_VOTES: Final = 1.5
+#: Suspects with fewer features than this (a small or smooth picture, whose
+#: descriptors are also the least sure of their word) get more retrieval
+#: effort: each feature also looks up its nearest word under its
+#: second-nearest coarse centre, and :data:`SMALL_EFFORT` times the
+#: shortlist and the candidates are kept. Their lookup stays cheaper than
+#: a suspect's with :data:`~.derivative.SUSPECT_FEATURES` (docs/benchmarks.md, "Small suspects").
+SMALL_SUSPECT: Final = 200
+SMALL_EFFORT: Final = 4
 #: Rotation histogram: 16 bins of 22.5 degrees (angles are stored in 1/256 turns).
 _ANGLE_SHIFT: Final = 4
 _BINS: Final = 16
@@ -121,13 +135,15 @@ class Words(NamedTuple):
     sure: np.ndarray  # (L * nearest,) uint8
 
 
-def assign_words(y: np.ndarray, nearest: int = 1) -> Words:
+def assign_words(y: np.ndarray, nearest: int = 1, second_cell: bool = False) -> Words:
     """Words and signatures of projected descriptors ``(L, 32)``.
 
     Each descriptor goes to its nearest coarse centre, then to the ``nearest``
     closest fine words under it (more than one for a suspect's features:
     *multiple assignment*, which finds the right word when a descriptor lies
-    near a border between two).
+    near a border between two). With ``second_cell``, each descriptor also
+    goes to the nearest fine word under its second-nearest coarse centre
+    (after all the others, rows ``0 .. L-1`` in order).
 
     Returns
     -------
@@ -148,13 +164,23 @@ def assign_words(y: np.ndarray, nearest: int = 1) -> Words:
             np.zeros(0, np.int32), np.zeros(0, np.uint32), np.zeros(0, np.int64),
             np.zeros(0, np.uint8),
         )  # fmt: skip
-    c1 = np.argmin(_coarse_norms() - 2 * y @ m.coarse.T, axis=1)
-    words = np.empty(len(y) * nearest, np.int32)
-    sigs = np.empty(len(y) * nearest, np.uint32)
-    sure = np.empty(len(y) * nearest, np.uint8)
-    _fine_words(y, c1, m.fine, _fine_by_axis(), _fine_norms(), _margins(), nearest, words, sigs,
-                sure)  # fmt: skip
-    return Words(words, sigs, np.repeat(np.arange(len(y)), nearest), sure)
+    coarse = _coarse_norms() - 2 * y @ m.coarse.T
+    first = np.argmin(coarse, axis=1)
+    todo = [(first, nearest)]  # (coarse cell of each descriptor, words in it)
+    if second_cell:
+        coarse[np.arange(len(y)), first] = np.inf
+        todo.append((np.argmin(coarse, axis=1), 1))
+    parts = []
+    for c, n in todo:
+        words = np.empty(len(y) * n, np.int32)
+        sigs = np.empty(len(y) * n, np.uint32)
+        sure = np.empty(len(y) * n, np.uint8)
+        _fine_words(y, c, m.fine, _fine_by_axis(), _fine_norms(), _margins(), n, words, sigs,
+                    sure)  # fmt: skip
+        parts.append(Words(words, sigs, np.repeat(np.arange(len(y)), n), sure))
+    if len(parts) == 1:
+        return parts[0]
+    return Words(*(np.concatenate(field) for field in zip(*parts, strict=True)))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -531,12 +557,15 @@ class DerivativeIndex:
     def candidates(
         self, features: SuspectFeatures, k: int = TOP_K
     ) -> list[tuple[int, bool, float]]:
-        """The ``k`` best candidates ``(position, mirrored, rank score)``, best first.
+        """Up to ``k`` best candidates ``(position, mirrored, rank score)``, best first
+        (up to ``k`` times :data:`SMALL_EFFORT` for a suspect with few features).
 
         The :data:`SHORTLIST` best-voted photos of each orientation are
         re-ranked by how many of their word correspondences agree on one
         similarity transform (:func:`._consensus.agreement`); the rank score is that
-        count plus a thousandth of the votes.
+        count plus a thousandth of the votes. A suspect with fewer than
+        :data:`SMALL_SUSPECT` features also looks up a second coarse cell,
+        and both the shortlist and ``k`` are :data:`SMALL_EFFORT` times larger.
         """
         self._build()
         if not self._pos or len(features) == 0:
@@ -544,12 +573,16 @@ class DerivativeIndex:
         found: list[tuple[int, bool, float]] = []
         touched, scores = self._touched, self._score
         scales = _scale_codes(features.sizes)
+        small = len(features) < SMALL_SUSPECT
+        effort = SMALL_EFFORT if small else 1
         for mirrored in (False, True):
             i = int(mirrored)
-            words, sigs, rows, sure = assign_words(features.descriptors[i], MULTIPLE_ASSIGNMENT)
+            words, sigs, rows, sure = assign_words(
+                features.descriptors[i], MULTIPLE_ASSIGNMENT, second_cell=small
+            )
             n = self._vote(words, sigs, sure, _angle_codes(features.angles[i])[rows], scales[rows])
             v = scores[:n]
-            top = _best(v, SHORTLIST)
+            top = _best(v, SHORTLIST * effort)
             top = top[v[top] >= MIN_VOTES]
             short, votes = touched[top], v[top]
             agree = self._rerank(features, i, top, rows)
@@ -558,7 +591,7 @@ class DerivativeIndex:
                 for ph, a, vt in zip(short, agree, votes, strict=True)
             )
         found.sort(key=lambda c: -c[2])
-        return found[:k]
+        return found[: k * effort]
 
     def _vote(
         self,
@@ -634,7 +667,9 @@ class DerivativeIndex:
         ----------
         suspect : (M, N, 3) uint8 array or SuspectFeatures
         k : int, optional
-            Candidates verified (ignored when ``exhaustive``).
+            Candidates verified (:data:`SMALL_EFFORT` times as many for a
+            suspect with fewer than :data:`SMALL_SUSPECT` features; ignored
+            when ``exhaustive``).
         threshold : float, optional
             Decision score.
         exhaustive : bool, optional
