@@ -346,15 +346,15 @@ def _synthetic(pool: dict[str, np.ndarray], rng: np.random.Generator) -> dv.Deri
 
 def _save_bank(path: Path, index: DerivativeIndex, pdq_bank: list[np.ndarray],
                ph_bank: list[np.ndarray], names: list[str], skipped: list[str],
-               add_times: list[float], kinds: Counter[str], recipe: str) -> None:  # fmt: skip
+               add_times: list[float], kinds: Counter[str], swap: bool) -> None:  # fmt: skip
     """Keep the built bank, so a later run can time lookups without rebuilding it."""
     blobs = [index._fps[index._pos[n]].to_bytes() for n in names]  # type: ignore[union-attr]
-    np.savez(path, names=np.array(names), blobs=np.array(blobs, dtype=object), recipe=recipe,
+    np.savez(path, names=np.array(names), blobs=np.array(blobs, dtype=object), recipe=_recipe(swap),
              pdq=np.stack(pdq_bank), phash=np.stack(ph_bank), skipped=np.array(skipped, dtype=str),
              add_times=np.array(add_times), kinds=np.array(json.dumps(dict(kinds))))  # fmt: skip
 
 
-def _recipe(swap: bool) -> str:
+def _recipe(swap: bool = False) -> str:
     """What registered fingerprints depend on: a cache built otherwise is rebuilt."""
     return (
         f"format {dv.FORMAT_VERSION}, size {dv.WORKING_SIZE}, features {dv.MAX_FEATURES}, "
@@ -366,9 +366,10 @@ def _recipe(swap: bool) -> str:
 _SWAPPED = ", halves swapped"
 
 
-def _cache_fits(path: Path, recipe: str) -> bool:
+def _cache_fits(path: Path, swap: bool = False) -> bool:
     """Whether the bank cache can be read and was built by this code (else it is
     rebuilt); a bank of the other halves stops the run instead."""
+    recipe = _recipe(swap)
     try:  # the recipe is plain text: nothing of the file is unpickled to check it
         with np.load(path, allow_pickle=False) as z:
             built = str(z["recipe"]) if "recipe" in z.files else "an older recipe"
@@ -456,9 +457,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     tune = [_small(_load(p)) for p in tune_paths]
 
     cache = args.bank_cache
-    recipe = _recipe(args.swap_halves)
     cache_stale = False
-    if cache is not None and cache.exists() and not _cache_fits(cache, recipe):
+    if cache is not None and cache.exists() and not _cache_fits(cache, args.swap_halves):
         cache.unlink()
     if cache is not None and cache.exists():
         index, pdq_bank, ph_bank, bank_names, skipped, add_times, sizes, kinds = _load_bank(cache)
@@ -507,7 +507,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             cache_stale = True
         n += 1
     if cache is not None and (not cache.exists() or cache_stale):
-        _save_bank(cache, index, pdq_bank, ph_bank, bank_names, skipped, add_times, kinds, recipe)
+        _save_bank(
+            cache, index, pdq_bank, ph_bank, bank_names, skipped, add_times, kinds, args.swap_halves
+        )
     print(f"bank: {len(index)}; derivative add {np.mean(add_times) * 1000:.1f} ms/photo")
 
     queries: list[tuple[str, str, bool]] = []  # (photo, kind:rep, registered)
@@ -688,8 +690,12 @@ def _ms_of(seconds: np.ndarray) -> dict[str, Any]:
     """How many lookups, their mean and longest time in ms (None when there are none)."""
     if not len(seconds):
         return {"suspects": 0, "mean": None, "max": None}
-    mean, most = (round(1000 * float(f(seconds)), 1) for f in (np.mean, np.max))
-    return {"suspects": len(seconds), "mean": mean, "max": most}
+    ms = 1000 * seconds
+    return {
+        "suspects": len(ms),
+        "mean": round(float(ms.mean()), 1),
+        "max": round(float(ms.max()), 1),
+    }
 
 
 def _scaling(

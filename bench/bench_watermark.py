@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--first {args.first}: must be at least 0 and at most --queries {args.queries}")
     if args.bank_cache is None or not args.bank_cache.exists():
         p.error(f"{args.bank_cache}: no such bank; build it with bench_derivative.py --bank-cache")
-    if not bd._cache_fits(args.bank_cache, bd._recipe(swap=False)):  # says why; not rebuilt here
+    if not bd._cache_fits(args.bank_cache):  # says why; this script does not rebuild it
         p.error(f"{args.bank_cache}: rebuild it with bench_derivative.py --bank-cache")
     held, tune_paths, strangers = bd.split(args.seed)
     originals = {q.name: load_rgb(q) for q in held}
