@@ -230,6 +230,39 @@ def test_a_suspect_with_few_features_gets_more_candidates(
         assert len(plain) == 2 and plain[0][:2] == more[0][:2]
 
 
+def test_candidates_past_the_first_k_need_one_inlier_more(
+    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+) -> None:
+    # A small suspect's extra candidates keep a query's chance of a false
+    # match near 5 verifications': past the first k, a match must score
+    # EXTRA_MARGIN (one inlier) more. The astronaut is registered twice,
+    # whole and cropped, so that a blurred copy matches one of them past k=1.
+    from takeback.fingerprint.derivative_index import EXTRA_MARGIN, SMALL_SUSPECT
+
+    donor = load_rgb(sample_photo(UNREGISTERED_PHOTO))
+    suspect, *_ = _doctor(originals["astronaut.png"], donor, seed=1)
+    blurred = cv2.GaussianBlur(suspect, (0, 0), 4)
+    small = suspect_features(blurred)
+    assert len(small) < SMALL_SUSPECT
+    with DerivativeIndex() as index:
+        for n, fp in fps.items():
+            index.add(n, fp)
+        index.add("astronaut crop", derivative_from_pixels(originals["astronaut.png"][30:, 20:]))
+        both = dict(index.search(small, exhaustive=True))
+        assert set(both) == {"astronaut.png", "astronaut crop"}
+        ranked = [index._keys[pos] for pos, _, _ in index.candidates(small, 1)]
+        first = ranked[0]
+        (later,) = set(both) - {first}
+        assert later in ranked[1:]
+        # a threshold both clear, but the later one not with the margin
+        threshold = min(m.score for m in both.values()) - 0.01
+        assert both[later].score < threshold + EXTRA_MARGIN
+        found = index.search(small, k=1, threshold=threshold)
+        assert [k for k, _ in found] == [first]
+        found = index.search(small, k=1, threshold=threshold - EXTRA_MARGIN)
+        assert {k for k, _ in found} == set(both)
+
+
 def test_removed_photos_are_never_returned(
     originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
 ) -> None:

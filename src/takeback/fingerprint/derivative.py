@@ -121,7 +121,8 @@ ANGLE_TOLERANCE: Final = 15.0
 #: means 6 inliers or more, ``P_null`` <= 4e-7 per verification (the null
 #: model's pairs were verified in both orientations), under 2e-6 per query: a
 #: lookup verifies its 5 candidates, each in the orientation that found it
-#: (20 for a suspect with few features: under 8e-6).
+#: (a suspect with few features 15 more, each at 7 inliers or more: still
+#: under 2e-6, :data:`~.derivative_index.EXTRA_MARGIN`).
 DECISION_SCORE: Final = 0.8
 
 _MAGIC: Final = b"TBDF"

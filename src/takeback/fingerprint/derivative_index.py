@@ -35,7 +35,9 @@ An inverted file over a visual vocabulary with Hamming embedding:
 * a suspect with few features (:data:`SMALL_SUSPECT`), whose descriptors are
   the least sure of their word, also looks up a second coarse cell and keeps
   :data:`SMALL_EFFORT` times the shortlist and the candidates: its lookup
-  is still cheaper than a full suspect's.
+  is still cheaper than a full suspect's. The candidates past the first
+  :data:`TOP_K` match only with one inlier more (:data:`EXTRA_MARGIN`), so
+  that a query's chance of a false match stays what 5 verifications give.
 
 The voting loop is compiled with numba. :meth:`DerivativeIndex.search` has a
 brute-force twin, ``exhaustive=True``, which verifies every registered
@@ -70,6 +72,7 @@ from .derivative import (
 )
 
 __all__ = [
+    "EXTRA_MARGIN",
     "MAX_HAMMING",
     "PROBE_BITS",
     "PROBE_MARGIN",
@@ -104,6 +107,13 @@ MIN_VOTES: Final = 1.5
 #: a suspect's with :data:`~.derivative.SUSPECT_FEATURES` (docs/benchmarks.md, "Small suspects").
 SMALL_SUSPECT: Final = 200
 SMALL_EFFORT: Final = 4
+#: What a candidate past the first ``k`` adds to the decision score:
+#: ``log10(SMALL_EFFORT) / 8``, one inlier more (7). Its chance of matching
+#: an unrelated photo is then about 1/20 of a first candidate's, so a small
+#: suspect's 15 extra verifications add under 3e-7 to the query's bound
+#: (:data:`~.derivative.DECISION_SCORE`). They still count as witnesses of
+#: shared content at the plain decision.
+EXTRA_MARGIN: Final = float(np.log10(SMALL_EFFORT) / 8)
 #: Rotation histogram: 16 bins of 22.5 degrees (angles are stored in 1/256 turns).
 _ANGLE_SHIFT: Final = 4
 _BINS: Final = 16
@@ -668,8 +678,9 @@ class DerivativeIndex:
         suspect : (M, N, 3) uint8 array or SuspectFeatures
         k : int, optional
             Candidates verified (:data:`SMALL_EFFORT` times as many for a
-            suspect with fewer than :data:`SMALL_SUSPECT` features; ignored
-            when ``exhaustive``).
+            suspect with fewer than :data:`SMALL_SUSPECT` features, those
+            past the first ``k`` at ``threshold`` + :data:`EXTRA_MARGIN`;
+            ignored when ``exhaustive``).
         threshold : float, optional
             Decision score.
         exhaustive : bool, optional
@@ -687,23 +698,28 @@ class DerivativeIndex:
             share, such as a site's badge (:func:`~.derivative.shared_content`).
         """
         feats = suspect if isinstance(suspect, SuspectFeatures) else suspect_features(suspect)
+        todo: dict[int, tuple[bool, ...]] = {}
+        extra: set[int] = set()  # found past the first k: one inlier more to match
         if exhaustive:
             todo = {pos: (False, True) for pos in self._pos.values()}
         else:
-            todo = {}
-            for pos, mirrored, _ in self.candidates(feats, k):
+            for rank, (pos, mirrored, _) in enumerate(self.candidates(feats, k)):
+                if pos not in todo and rank >= k:
+                    extra.add(pos)
                 todo[pos] = (*todo.get(pos, ()), mirrored)
-        seen: list[tuple[Hashable, DerivativeMatch, DerivativeFingerprint]] = []
+        seen: list[tuple[Hashable, DerivativeMatch, DerivativeFingerprint, bool]] = []
         for pos, orientations in todo.items():
             fp = self._fps[pos]
             if fp is None:
                 continue
             match = verify_derivative(feats, fp, threshold=threshold, orientations=orientations)
-            seen.append((self._keys[pos], match, fp))
-        # the same small part of the suspect matched in two photos: shared content
-        shared = shared_content([m for _, m, _ in seen], [f for *_, f in seen], feats.width,
+            seen.append((self._keys[pos], match, fp, pos in extra))
+        # the same small part of the suspect matched in two photos: shared
+        # content (an extra candidate is a witness at the plain decision)
+        shared = shared_content([s[1] for s in seen], [s[2] for s in seen], feats.width,
                                 feats.height)  # fmt: skip
-        out = [(k, m) for (k, m, _), gone in zip(seen, shared, strict=True)
-               if m.matched and not gone]  # fmt: skip
+        out = [(key, m) for (key, m, _, more), gone in zip(seen, shared, strict=True)
+               if m.matched and not gone
+               and (not more or m.score >= threshold + EXTRA_MARGIN)]  # fmt: skip
         out.sort(key=lambda km: (-km[1].score, -km[1].inliers))
         return out
