@@ -231,36 +231,37 @@ def test_a_suspect_with_few_features_gets_more_candidates(
 
 
 def test_candidates_past_the_first_k_need_one_inlier_more(
-    originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
+    originals: dict[str, np.ndarray],
+    fps: dict[str, DerivativeFingerprint],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A small suspect's extra candidates keep a query's chance of a false
-    # match near 5 verifications': past the first k, a match must score
-    # EXTRA_MARGIN (one inlier) more. The astronaut is registered twice,
-    # whole and cropped, so that a blurred copy matches one of them past k=1.
-    from takeback.fingerprint.derivative_index import EXTRA_MARGIN, SMALL_SUSPECT
+    # match under its first 5 verifications': past the first k, a match needs
+    # EXTRA_INLIERS more inliers than the decision (7, not 6). The astronaut
+    # is registered twice, whole and cropped, so that a blurred doctored copy
+    # matches both, one of them past k=1.
+    from takeback.fingerprint import derivative_index
+    from takeback.fingerprint.derivative import DECISION_SCORE, score_of_inliers
+    from takeback.fingerprint.derivative_index import EXTRA_INLIERS, SMALL_SUSPECT
 
+    decision = next(n for n in range(64) if score_of_inliers(n) >= DECISION_SCORE)
+    assert (decision, decision + EXTRA_INLIERS) == (6, 7)
     donor = load_rgb(sample_photo(UNREGISTERED_PHOTO))
     suspect, *_ = _doctor(originals["astronaut.png"], donor, seed=1)
-    blurred = cv2.GaussianBlur(suspect, (0, 0), 4)
-    small = suspect_features(blurred)
+    small = suspect_features(cv2.GaussianBlur(suspect, (0, 0), 4))
     assert len(small) < SMALL_SUSPECT
     with DerivativeIndex() as index:
         for n, fp in fps.items():
             index.add(n, fp)
         index.add("astronaut crop", derivative_from_pixels(originals["astronaut.png"][30:, 20:]))
-        both = dict(index.search(small, exhaustive=True))
-        assert set(both) == {"astronaut.png", "astronaut crop"}
-        ranked = [index._keys[pos] for pos, _, _ in index.candidates(small, 1)]
-        first = ranked[0]
-        (later,) = set(both) - {first}
-        assert later in ranked[1:]
-        # a threshold both clear, but the later one not with the margin
-        threshold = min(m.score for m in both.values()) - 0.01
-        assert both[later].score < threshold + EXTRA_MARGIN
-        found = index.search(small, k=1, threshold=threshold)
-        assert [k for k, _ in found] == [first]
-        found = index.search(small, k=1, threshold=threshold - EXTRA_MARGIN)
-        assert {k for k, _ in found} == set(both)
+        both = {k for k, _ in index.search(small, exhaustive=True)}
+        assert both == {"astronaut.png", "astronaut crop"}
+        assert {k for k, _ in index.search(small, k=1)} == both  # both well past 7 inliers
+        assert {k for k, _ in index.search(small, k=2)} == both
+        # an extra candidate that would need more inliers than it has is dropped
+        monkeypatch.setattr(derivative_index, "EXTRA_INLIERS", 64)
+        assert len({k for k, _ in index.search(small, k=1)} & both) == 1
+        assert {k for k, _ in index.search(small, k=2)} == both  # no extras there
 
 
 def test_removed_photos_are_never_returned(

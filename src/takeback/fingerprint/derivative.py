@@ -118,11 +118,12 @@ ANGLE_TOLERANCE: Final = 15.0
 #: Score at or above which a verification is a match. The score is
 #: ``-log10(P_null) / 8`` where ``P_null`` is the fitted probability that an
 #: unrelated pair reaches the inlier count (see :func:`score_of_inliers`); 0.8
-#: means 6 inliers or more, ``P_null`` <= 4e-7 per verification (the null
-#: model's pairs were verified in both orientations), under 2e-6 per query: a
-#: lookup verifies its 5 candidates, each in the orientation that found it
-#: (a suspect with few features 15 more, each at 7 inliers or more: still
-#: under 2e-6, :data:`~.derivative_index.EXTRA_MARGIN`).
+#: means 6 inliers or more, ``P_null`` about 3.3e-7 per verification (the null
+#: model's pairs were verified in both orientations; 6 is past the counts the
+#: calibration saw, from the fitted line), under 2e-6 per query: a lookup
+#: verifies its 5 candidates, each in the orientation that found it (a suspect
+#: with few features 15 more, which match only at 7 inliers or more, 1.7e-8
+#: each: 1.9e-6 in all; :data:`~.derivative_index.EXTRA_INLIERS`).
 DECISION_SCORE: Final = 0.8
 
 _MAGIC: Final = b"TBDF"

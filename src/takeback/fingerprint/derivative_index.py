@@ -36,8 +36,9 @@ An inverted file over a visual vocabulary with Hamming embedding:
   the least sure of their word, also looks up a second coarse cell and keeps
   :data:`SMALL_EFFORT` times the shortlist and the candidates: its lookup
   is still cheaper than a full suspect's. The candidates past the first
-  :data:`TOP_K` match only with one inlier more (:data:`EXTRA_MARGIN`), so
-  that a query's chance of a false match stays what 5 verifications give.
+  ``k`` (:data:`TOP_K` by default) match only with :data:`EXTRA_INLIERS`
+  inlier more than the decision asks, so that a query's chance of a false
+  match stays under what its first 5 verifications give.
 
 The voting loop is compiled with numba. :meth:`DerivativeIndex.search` has a
 brute-force twin, ``exhaustive=True``, which verifies every registered
@@ -64,6 +65,7 @@ from .derivative import (
     SuspectFeatures,
     dequantize,
     model,
+    score_of_inliers,
     shared_content,
     suspect_features,
     to_working,
@@ -72,7 +74,7 @@ from .derivative import (
 )
 
 __all__ = [
-    "EXTRA_MARGIN",
+    "EXTRA_INLIERS",
     "MAX_HAMMING",
     "PROBE_BITS",
     "PROBE_MARGIN",
@@ -107,13 +109,15 @@ MIN_VOTES: Final = 1.5
 #: a suspect's with :data:`~.derivative.SUSPECT_FEATURES` (docs/benchmarks.md, "Small suspects").
 SMALL_SUSPECT: Final = 200
 SMALL_EFFORT: Final = 4
-#: What a candidate past the first ``k`` adds to the decision score:
-#: ``log10(SMALL_EFFORT) / 8``, one inlier more (7). Its chance of matching
-#: an unrelated photo is then about 1/20 of a first candidate's, so a small
-#: suspect's 15 extra verifications add under 3e-7 to the query's bound
-#: (:data:`~.derivative.DECISION_SCORE`). They still count as witnesses of
-#: shared content at the plain decision.
-EXTRA_MARGIN: Final = float(np.log10(SMALL_EFFORT) / 8)
+#: Inliers a candidate past the first ``k`` needs beyond what the decision
+#: asks (with one fewer it must still reach the threshold: 7 at
+#: :data:`~.derivative.DECISION_SCORE`). The null model puts an unrelated
+#: pair at 7 inliers at about a twentieth of 6's chance (1.7e-8 against
+#: 3.3e-7 per verification, both extrapolated from the fitted line), so a
+#: small suspect's 15 extra verifications add 2.5e-7 and its query stays
+#: under 2e-6, as a full suspect's. They still count as witnesses of shared
+#: content at the plain decision.
+EXTRA_INLIERS: Final = 1
 #: Rotation histogram: 16 bins of 22.5 degrees (angles are stored in 1/256 turns).
 _ANGLE_SHIFT: Final = 4
 _BINS: Final = 16
@@ -679,8 +683,11 @@ class DerivativeIndex:
         k : int, optional
             Candidates verified (:data:`SMALL_EFFORT` times as many for a
             suspect with fewer than :data:`SMALL_SUSPECT` features, those
-            past the first ``k`` at ``threshold`` + :data:`EXTRA_MARGIN`;
-            ignored when ``exhaustive``).
+            past the first ``k`` with :data:`EXTRA_INLIERS` more inliers
+            than ``threshold`` asks; ignored when ``exhaustive``).
+            A photo found first in the first ``k`` in one orientation and
+            past them in the other is verified in both at ``threshold``
+            (the null model's pairs were verified in both orientations).
         threshold : float, optional
             Decision score.
         exhaustive : bool, optional
@@ -689,7 +696,9 @@ class DerivativeIndex:
         Returns
         -------
         list of (key, DerivativeMatch)
-            Only matches at or above ``threshold``; empty when none (a collage
+            Only matches at or above ``threshold`` (a candidate past the
+            first ``k`` with :data:`EXTRA_INLIERS` more inliers; its
+            ``threshold`` field still reads ``threshold``); empty when none (a collage
             of two registered photos returns both). A match in a small part
             of the suspect where another verified photo, in the same
             orientation, also has a group of inliers much alike (a match, or
@@ -718,8 +727,11 @@ class DerivativeIndex:
         # content (an extra candidate is a witness at the plain decision)
         shared = shared_content([s[1] for s in seen], [s[2] for s in seen], feats.width,
                                 feats.height)  # fmt: skip
-        out = [(key, m) for (key, m, _, more), gone in zip(seen, shared, strict=True)
-               if m.matched and not gone
-               and (not more or m.score >= threshold + EXTRA_MARGIN)]  # fmt: skip
+        out = []
+        for (key, m, _, more), gone in zip(seen, shared, strict=True):
+            # past the first k: with EXTRA_INLIERS fewer inliers it must still match
+            counted = m.inliers - EXTRA_INLIERS if more else m.inliers
+            if m.matched and not gone and score_of_inliers(counted) >= threshold:
+                out.append((key, m))
         out.sort(key=lambda km: (-km[1].score, -km[1].inliers))
         return out
