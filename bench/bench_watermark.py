@@ -19,6 +19,12 @@ middle) and opacity (50-100 %), then saved as JPEG. Every accepted derivative
 match of such a query is false. Recall: one doctored copy of each kind of
 every registered held-out photo, looked up with and without a watermark
 (found: its original ranked first; wrong: a match to any other entry too).
+Carriers: the same for a copy of each registered photo that itself carries
+one of the watermarks (stamped before it is fingerprinted), whose doctored
+copies are verified against that fingerprint alone, as they are and stamped
+again with the same watermark elsewhere (a fake posted back on the site it
+was taken from): the verification keeps one transform, and the rule that
+caps a badge group must not hide the scene behind it.
 
 ``--tune`` (the tune half only) is how ``MIN_BOX_SHARE`` was set: the share
 of the suspect's frame that the inliers' bounding box covers, for doctored
@@ -124,6 +130,36 @@ def _jpeg(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return load_rgb(enc.tobytes(), name="suspect")
+
+
+def _carriers(
+    seed: int,
+    registered: list[str],
+    originals: dict[str, np.ndarray],
+    strangers: list[str],
+    marks: list[np.ndarray],
+) -> dict[str, int]:
+    """Doctored copies of watermarked registered photos verified against their
+    fingerprint: ``copy`` as they are, ``restamped`` with the same mark again."""
+    out = {"copy": 0, "restamped": 0, "n": 0, "photos": 0}
+    for name in registered:
+        rng = suite.rng_for(seed, "watermark-carrier", name)
+        mark = marks[int(rng.integers(len(marks)))]
+        carried = stamp(originals[name], mark, rng)
+        try:
+            fp = dv.derivative_from_pixels(carried)
+        except dv.TooLittleDetailError:
+            continue
+        out["photos"] += 1
+        for kind in suite.FILLS:
+            donor = originals[strangers[int(rng.integers(len(strangers)))]]
+            case = suite.make_case(carried, donor, kind, rng)
+            plain = load_rgb(case.jpeg, name="suspect")
+            restamped = _jpeg(stamp(case.image, mark, rng), rng)
+            out["n"] += 1
+            out["copy"] += int(dv.verify_derivative(plain, fp).matched)
+            out["restamped"] += int(dv.verify_derivative(restamped, fp).matched)
+    return out
 
 
 def upper_95(k: int, n: int) -> float:
@@ -369,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 hits = index.search(img)
                 recall[label] += int(bool(hits) and hits[0][0] == name)
                 recall[f"{label}_wrong"] += int(any(key != name for key, _ in hits))
+    carriers = _carriers(args.seed, registered, originals, strangers, marks)
     res = {
         "mode": "watermarks",
         "seed": args.seed,
@@ -380,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         "false_match_upper_95": round(upper_95(len(false), args.queries - args.first), 6),
         "false_match_examples": false[:20],
         "recall_doctored": recall,
+        "carriers": carriers,
         "query_seconds": round(query_s, 1),
         "loadavg": bd._loadavg(),
     }
