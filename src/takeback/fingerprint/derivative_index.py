@@ -36,9 +36,9 @@ An inverted file over a visual vocabulary with Hamming embedding:
   the least sure of their word, also looks up a second coarse cell and keeps
   :data:`SMALL_EFFORT` times the shortlist and the candidates: its lookup
   is still cheaper than a full suspect's. The candidates past the first
-  ``k`` (:data:`TOP_K` by default) match only with :data:`EXTRA_INLIERS`
-  inlier more than the decision asks, so that a query's chance of a false
-  match stays under what its first 5 verifications give.
+  ``k`` (:data:`TOP_K` by default) match only with one inlier more than
+  the decision asks (:data:`EXTRA_INLIERS`), so that a query's chance of a
+  false match stays under 2e-6, as with 5 verifications.
 
 The voting loop is compiled with numba. :meth:`DerivativeIndex.search` has a
 brute-force twin, ``exhaustive=True``, which verifies every registered
