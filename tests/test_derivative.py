@@ -387,6 +387,37 @@ def test_a_site_badge_stamped_on_two_photos_is_not_a_match(
     assert verify_derivative(_stamped(copy, 0.3, centre=False), registered).matched
 
 
+def test_a_badge_group_does_not_hide_the_scene_behind_it(
+    originals: dict[str, np.ndarray],
+) -> None:
+    # The registered photo carries a site's badge and so does its doctored
+    # copy (mirrored), reposted small and stamped again near a corner. In
+    # the mirrored orientation the second badge's star, whose points look
+    # alike, gathers more votes for its transform than the scene does; the
+    # badge rule caps that group at 3, and the unmirrored orientation's
+    # badge group too. The verification then finds the scene's own
+    # transform among the correspondences left, and it matches.
+    registered_photo = _stamped(originals["rocket.jpg"], 0.3, centre=True)
+    registered = derivative_from_pixels(registered_photo)
+    copy, truth, mirrored, _ = _doctor(registered_photo, originals["coffee.png"], seed=3)
+    h, w = copy.shape[:2]
+    nw, nh = round(w * 0.6), round(h * 0.6)
+    small = cv2.resize(copy, (nw, nh), interpolation=cv2.INTER_AREA)
+    match = verify_derivative(_stamped(small, 0.3, centre=False), registered)
+    assert match.matched and match.mirrored == mirrored
+    assert match.group == match.inliers  # reported: the scene's group, not a capped one
+    badge_bottom = nh // 30 + round(int(nw * 0.3) * 120 / 520)  # as _stamped puts it
+    assert match.core is not None and match.core[1] > badge_bottom
+    assert match.matrix is not None
+    to_small = np.diag([nw / w, nh / h, 1.0])
+    to_small[:2, 2] = [0.5 * nw / w - 0.5, 0.5 * nh / h - 0.5]
+    rh, rw = registered_photo.shape[:2]
+    pts = np.array([[rw * 0.3, rh * 0.25, 1], [rw * 0.6, rh * 0.3, 1], [rw * 0.5, rh * 0.5, 1]]).T
+    expected, found = to_small @ truth @ pts, match.matrix @ pts
+    err = np.abs(found[:2] / found[2] - expected[:2] / expected[2]).max()
+    assert err < 0.02 * max(nw, nh), err
+
+
 def test_a_large_badge_two_registered_photos_share_is_not_a_match(
     originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
 ) -> None:

@@ -420,7 +420,10 @@ class DerivativeMatch:
     group : int
         Inliers of the transform (of the orientation kept) before the rules
         for what unrelated images share (captions, strips, small patches,
-        badges) capped them at 3; ``inliers`` when no rule applied.
+        badges) capped them at 3; ``inliers`` when no rule applied. When a
+        capped group hid a transform that matches among the other
+        correspondences, that transform is the one kept, and the capped
+        group is not reported.
     core : (x0, y0, x1, y1) or None
         ``region`` without stray inliers: along each axis, the
         ``1 / CORE_TRIM`` of the inliers furthest out on either side are left
@@ -924,6 +927,28 @@ def _registered(fp: DerivativeFingerprint) -> _Registered:
     return cached
 
 
+def _group(
+    reg: _Registered, feats: SuspectFeatures, i: int, src: np.ndarray, dst: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, int, int]:
+    """The consensus of correspondences ``src`` -> ``dst`` (suspect orientation
+    ``i``): its inliers, its matrix, the inliers it counts for (at most
+    :data:`_STRIP_CAP` when :func:`_not_the_scene`) and how many it has."""
+    inl, wmat = consensus(
+        reg.points[src],
+        reg.sizes[src],
+        reg.angles[src],
+        feats.points[i][dst],
+        feats.sizes[dst],
+        feats.angles[i][dst],
+    )
+    count = group = int(inl.sum()) if wmat is not None else 0
+    if count > _STRIP_CAP and _not_the_scene(
+        reg.points[src][inl], reg.frame, feats.points[i][dst][inl], feats.frame
+    ):
+        count = _STRIP_CAP
+    return inl, wmat, count, group
+
+
 def verify_derivative(
     suspect: np.ndarray | SuspectFeatures,
     fingerprint: DerivativeFingerprint,
@@ -967,23 +992,23 @@ def verify_derivative(
     for mirrored in orientations:
         i = int(mirrored)
         src, dst = tentative_matches(reg.desc, feats.descriptors[i])
-        inl, wmat = consensus(
-            reg.points[src],
-            reg.sizes[src],
-            reg.angles[src],
-            feats.points[i][dst],
-            feats.sizes[dst],
-            feats.angles[i][dst],
-        )
-        count = group = int(inl.sum()) if wmat is not None else 0
-        if count > _STRIP_CAP and _not_the_scene(
-            reg.points[src][inl], reg.frame, feats.points[i][dst][inl], feats.frame
-        ):
-            count = _STRIP_CAP
-        if count > best[0] or (best[2] is None and len(src) > best[1]):
+        tentative = len(src)
+        inl, wmat, count, group = _group(reg, feats, i, src, dst)
+        if count < group:
+            # What unrelated images share (a badge, a caption) won the
+            # consensus; the scene may still agree on a transform of its own
+            # among the correspondences left. It is kept only if it is a
+            # match: the capped group stays otherwise, a witness for
+            # shared_content.
+            rest = np.flatnonzero(~inl)
+            inl2, wmat2, count2, group2 = _group(reg, feats, i, src[rest], dst[rest])
+            if count2 == group2 > _STRIP_CAP and score_of_inliers(count2) >= threshold:
+                src, dst, inl, wmat = src[rest], dst[rest], inl2, wmat2
+                count = group = count2
+        if count > best[0] or (best[2] is None and tentative > best[1]):
             best = (
                 count,
-                len(src),
+                tentative,
                 None if wmat is None else np.vstack([wmat, [0, 0, 1]]),
                 mirrored,
                 group,
