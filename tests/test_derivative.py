@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from takeback.errors import InvalidHashError, TakeBackError
+from takeback.examine.align import scale_matrix
 from takeback.fingerprint.derivative import (
     MAX_BYTES,
     DerivativeFingerprint,
@@ -138,6 +139,15 @@ def test_flat_and_tiny_images_have_no_derivative() -> None:
         derivative_from_pixels(np.zeros((40, 400, 3), np.uint8))
 
 
+def _mapping_error(found: np.ndarray, true: np.ndarray, shape: tuple[int, ...]) -> float:
+    """Largest distance, in suspect pixels, between where two original -> suspect
+    matrices put three points of the original's upper half (what a copy keeps)."""
+    h, w = shape[:2]
+    pts = np.array([[w * 0.3, h * 0.25, 1], [w * 0.6, h * 0.3, 1], [w * 0.5, h * 0.5, 1]]).T
+    a, b = found @ pts, true @ pts
+    return float(np.abs(a[:2] / a[2] - b[:2] / b[2]).max())
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_doctored_copy_is_verified_with_its_transform(
     name: str, originals: dict[str, np.ndarray], fps: dict[str, DerivativeFingerprint]
@@ -148,10 +158,7 @@ def test_doctored_copy_is_verified_with_its_transform(
     match = verify_derivative(suspect, fps[name])
     assert match.matched and match.mirrored is mirrored
     assert match.matrix is not None
-    h, w = originals[name].shape[:2]
-    pts = np.array([[w * 0.3, h * 0.25, 1], [w * 0.6, h * 0.3, 1], [w * 0.5, h * 0.5, 1]]).T
-    est, true = match.matrix @ pts, true_m @ pts
-    err = np.abs(est[:2] / est[2] - true[:2] / true[2]).max()
+    err = _mapping_error(match.matrix, true_m, originals[name].shape)
     assert err < 0.02 * max(suspect.shape[:2]), err
     assert 0.8 <= match.coverage <= 1.0
     assert set(match.to_dict()) >= {"score", "matrix", "mirrored", "inliers", "coverage"}
@@ -409,12 +416,7 @@ def test_a_badge_group_does_not_hide_the_scene_behind_it(
     badge_bottom = nh // 30 + round(int(nw * 0.3) * 120 / 520)  # as _stamped puts it
     assert match.core is not None and match.core[1] > badge_bottom
     assert match.matrix is not None
-    to_small = np.diag([nw / w, nh / h, 1.0])
-    to_small[:2, 2] = [0.5 * nw / w - 0.5, 0.5 * nh / h - 0.5]
-    rh, rw = registered_photo.shape[:2]
-    pts = np.array([[rw * 0.3, rh * 0.25, 1], [rw * 0.6, rh * 0.3, 1], [rw * 0.5, rh * 0.5, 1]]).T
-    expected, found = to_small @ truth @ pts, match.matrix @ pts
-    err = np.abs(found[:2] / found[2] - expected[:2] / expected[2]).max()
+    err = _mapping_error(match.matrix, scale_matrix(nw / w, nh / h) @ truth, registered_photo.shape)
     assert err < 0.02 * max(nw, nh), err
 
 
