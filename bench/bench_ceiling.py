@@ -69,8 +69,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_derivative as bd
 import suite
-from bench_features import extraction, patched
+from bench_features import decision_inliers, extraction, patched
 
+from takeback.examine.align import scale_matrix
 from takeback.fingerprint import derivative as dv
 from takeback.fingerprint._consensus import agreeing, one_to_one
 from takeback.imageio import load_rgb
@@ -78,7 +79,7 @@ from takeback.threads import limit_blas_threads
 
 #: Inliers the default decision needs (6), and the fewest the score's null
 #: model describes (3).
-DECISION = int(np.ceil((dv._NULL_A + 8 * dv.DECISION_SCORE) / dv._NULL_B))
+DECISION = decision_inliers()
 FEWEST = dv._NULL_N0
 #: What each copy's registered features are counted as (module documentation).
 CLASSES = ("present", "repeated", "matched")
@@ -111,10 +112,8 @@ def working_transform(case: suite.Case, fp_scale: float, feats: dv.SuspectFeatur
     """The true transform, original working pixels -> suspect working pixels,
     in the copy's orientation (mirrored copies: the mirrored suspect frame)."""
 
-    def to_work(s: float) -> np.ndarray:
-        return np.array([[1 / s, 0, 0.5 / s - 0.5], [0, 1 / s, 0.5 / s - 0.5], [0, 0, 1]])
-
-    m = to_work(feats.scale) @ case.matrix @ np.linalg.inv(to_work(fp_scale))
+    m = scale_matrix(1 / feats.scale, 1 / feats.scale) @ case.matrix
+    m = m @ scale_matrix(fp_scale, fp_scale)  # working -> full size of the original
     if case.mirrored:
         m = np.array([[-1.0, 0, feats.frame[0] - 1], [0, 1, 0], [0, 0, 1]]) @ m
     return m
@@ -180,64 +179,72 @@ def _largest_pairing(near: Sequence[Sequence[int]]) -> int:
     return len(partner)
 
 
-def ceiling(
+def ceilings(
     case: suite.Case,
     fp: dv.DerivativeFingerprint,
     feats: dv.SuspectFeatures,
-    factor: float,
+    factors: Sequence[float],
     group: int,
-) -> dict[str, int]:
-    """One copy's counts (see the module documentation) at tolerance ``factor``;
-    ``group`` is the consensus's own group in the copy's orientation."""
+) -> dict[str, dict[str, int]]:
+    """One copy's counts (see the module documentation) at each tolerance
+    factor, keyed ``"x1"``, ``"x2"``...; ``group`` is the consensus's own
+    group in the copy's orientation."""
     reg = dv._registered(fp)
     m = working_transform(case, reg.scale, feats)
     c, s = m[0, 0], m[1, 0]
     scale = float(np.hypot(c, s))
-    tol = dv.REPROJ_THRESHOLD * max(scale, 0.3) * factor
-    stol = dv.SCALE_TOLERANCE * factor
     o = int(case.mirrored)
     present = _present(case, fp)
     rp = (np.c_[reg.points, np.ones(len(fp))].astype(np.float64) @ m[:2].T)[present]
     rs = reg.sizes.astype(np.float64)[present] * scale
     sp, ss = feats.points[o].astype(np.float64), feats.sizes.astype(np.float64)
-    repeated = _repeated(rp, rs, sp, ss, tol, stol)
     src, dst = dv.tentative_matches(reg.desc, feats.descriptors[o])
-    matched = 0
-    if len(src):
-        rot = float(np.degrees(np.arctan2(s, c)))
-        t = (c, s, m[0, 2], m[1, 2], float(np.log2(scale)), rot, tol)
-        pairs = (
-            reg.points[src].astype(np.float64),
-            reg.sizes[src].astype(np.float64),
-            reg.angles[src].astype(np.float64),
-            feats.points[o][dst].astype(np.float64),
-            feats.sizes[dst].astype(np.float64),
-            feats.angles[o][dst].astype(np.float64),
-        )
-        inl = agreeing(t, *pairs, stol, dv.ANGLE_TOLERANCE * factor)
-        matched = int(one_to_one(inl, pairs[0], pairs[3]).sum())
-    # The consensus fits its own transform to its group, which can gather a
-    # pair or three more than the true one does: a ceiling counts the larger.
-    matched = max(matched, group)
-    return {"present": int(present.sum()), "repeated": repeated, "matched": matched}
+    pairs = (
+        reg.points[src].astype(np.float64),
+        reg.sizes[src].astype(np.float64),
+        reg.angles[src].astype(np.float64),
+        feats.points[o][dst].astype(np.float64),
+        feats.sizes[dst].astype(np.float64),
+        feats.angles[o][dst].astype(np.float64),
+    )
+    out = {}
+    for factor in factors:
+        tol = dv.REPROJ_THRESHOLD * max(scale, 0.3) * factor
+        stol = dv.SCALE_TOLERANCE * factor
+        matched = 0
+        if len(src):
+            rot = float(np.degrees(np.arctan2(s, c)))
+            t = (c, s, m[0, 2], m[1, 2], float(np.log2(scale)), rot, tol)
+            inl = agreeing(t, *pairs, stol, dv.ANGLE_TOLERANCE * factor)
+            matched = int(one_to_one(inl, pairs[0], pairs[3]).sum())
+        # The consensus fits its own transform to its group, which can gather
+        # a pair or three more than the true one does: a ceiling counts the larger.
+        out[f"x{factor:g}"] = {
+            "present": int(present.sum()),
+            "repeated": _repeated(rp, rs, sp, ss, tol, stol),
+            "matched": max(matched, group),
+        }
+    return out
 
 
 def copies(
     seed: int, per_photo: int, swap: bool
-) -> Iterator[tuple[str, str, suite.Case, np.ndarray]]:
-    """The run's doctored copies: ``(photo, "kind:j", case, original)``, in the
-    run's order, for the photos it registered (those with a fingerprint at the
-    shipped working size, whatever ``--working-size`` is: the same copies)."""
+) -> Iterator[tuple[str, str, suite.Case, np.ndarray, dv.DerivativeFingerprint]]:
+    """The run's doctored copies: ``(photo, "kind:j", case, original, its
+    fingerprint as shipped)``, in the run's order, for the photos it registered
+    (those with a fingerprint at the shipped working size, whatever
+    ``--working-size`` is: the same copies)."""
     held, _, strangers = bd.split(seed, swap)
     originals = {p.name: load_rgb(p) for p in held}
     bd._STATE.update(strangers=strangers, originals=originals)
     for p in held:
-        if p.name in strangers or _fingerprint(originals[p.name]) is None:
+        fp = None if p.name in strangers else _fingerprint(originals[p.name])
+        if fp is None:
             continue
         for j in range(per_photo):
             for kind in suite.FILLS:
                 tag = f"{kind}:{j}"
-                yield p.name, tag, bd._suspect_case(seed, p.name, tag), originals[p.name]
+                yield p.name, tag, bd._suspect_case(seed, p.name, tag), originals[p.name], fp
 
 
 def _fingerprint(rgb: np.ndarray) -> dv.DerivativeFingerprint | None:
@@ -256,9 +263,11 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     t0 = time.perf_counter()
     fps: dict[tuple[str, str], dv.DerivativeFingerprint | None] = {}
     conditions = (("shipped", shipped), ("every", every_keypoint))
-    for n, (name, tag, case, original) in enumerate(
+    for n, (name, tag, case, original, registered) in enumerate(
         copies(args.seed, args.per_photo, args.swap_halves), 1
     ):
+        if args.working_size == dv.WORKING_SIZE:  # the shipped extraction: the same fingerprint
+            fps.setdefault((name, "shipped"), registered)
         rgb = load_rgb(case.jpeg, name=f"{name}/{tag}")
         row: dict[str, Any] = {
             "query": f"{name}/{tag}",
@@ -279,8 +288,8 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                         row["verified"] = dv.verify_derivative(feats, fp).inliers
                     own = (bool(case.mirrored),)
                     group = dv.verify_derivative(feats, fp, orientations=own).group
-                    for f in args.tolerance:
-                        row[f"{label} x{f:g}"] = ceiling(case, fp, feats, f, group)
+                    counts = ceilings(case, fp, feats, args.tolerance, group)
+                    row |= {f"{label} {k}": v for k, v in counts.items()}
                 features += [0 if fp is None else len(fp), len(feats)]
         row["features"] = features  # registered, suspect: shipped, then every keypoint
         rows.append(row)
@@ -295,7 +304,8 @@ def summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "copies": len(rows),
         "verified": {n: sum(r["verified"] >= n for r in rows) for n in (FEWEST, DECISION)},
     }
-    for cond in (k for k in rows[0] if k.startswith(("shipped", "every"))) if rows else ():
+    conditions = [k for k in rows[0] if k.startswith(("shipped", "every"))] if rows else []
+    for cond in conditions:
         out[cond] = {
             c: {n: sum(r[cond][c] >= n for r in rows) for n in (FEWEST, DECISION)} for c in CLASSES
         }
@@ -334,6 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             missed = {m["query"] for m in run["doctored_misses"]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             parser.error(f"--misses {args.misses}: not a held-out run's JSON output ({exc})")
+    if args.out is not None:  # before the run, not after it
+        try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"--out {args.out}: cannot make its folder ({exc})")
+        if not os.access(args.out.parent, os.W_OK):
+            parser.error(f"--out {args.out}: its folder is not writable")
     if not bd.photos.photo_paths():
         print("no photos found: run 'python bench/photos.py fetch' first", file=sys.stderr)
         return 2
@@ -361,9 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["misses"] = {"file": str(args.misses), "found": len(mine), "of": len(missed)}
         result["misses"] |= summary(mine)
     print(json.dumps({k: v for k, v in result.items() if k in ("all", "misses")}, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result | {"copies": rows}, indent=1) + "\n")
+    if args.out:  # whole or not at all: an earlier output is replaced, never half-written
+        part = args.out.with_name(args.out.name + ".part")
+        part.write_text(json.dumps(result | {"copies": rows}, indent=1) + "\n")
+        part.replace(args.out)
     return 0
 
 

@@ -60,6 +60,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,12 @@ def extraction(settings: dict[str, int | bool], side: str) -> AbstractContextMan
     return patched(values)
 
 
+def decision_inliers() -> int:
+    """Inliers the default decision needs (6): the fewest whose score reaches
+    :data:`~takeback.fingerprint.derivative.DECISION_SCORE`."""
+    return next(n for n in count(1) if dv.score_of_inliers(n) >= dv.DECISION_SCORE)
+
+
 #: Unrelated originals each suspect is also verified against (the null side).
 UNRELATED = 10
 
@@ -249,7 +256,7 @@ def run_trial(
                     ))  # fmt: skip
     doctored = [n for kind, n in inliers if kind != "repost"]
     reposts = [n for kind, n in inliers if kind == "repost"]
-    decision = int(np.ceil((dv._NULL_A + 8 * dv.DECISION_SCORE) / dv._NULL_B))
+    decision = decision_inliers()
     kept = [len(fp) for fp in fps if fp is not None]
     return {
         "register_ms": register_ms,

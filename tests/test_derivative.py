@@ -356,6 +356,16 @@ def test_a_watermark_along_the_edge_of_two_photos_is_not_a_match(
     assert verify_derivative(watermarked(originals["rocket.jpg"])[10:, ::-1], registered).matched
 
 
+def _badge_place(shape: tuple[int, ...], width: float, centre: bool) -> tuple[int, int, int, int]:
+    """Where :func:`_stamped` puts its badge on an image of ``shape``: top, left,
+    height and width in pixels."""
+    h, w = shape[:2]
+    bw = int(w * width)
+    bh = round(bw * 120 / 520)
+    y, x = ((h - bh) // 2, (w - bw) // 2) if centre else (h // 30, w - bw - w // 30)
+    return y, x, bh, bw
+
+
 def _stamped(rgb: np.ndarray, width: float, centre: bool) -> np.ndarray:
     """``rgb`` with a reposting site's badge (its name beside a ringed star) at
     ``width`` of the photo's width, in the middle or near the top right corner."""
@@ -368,12 +378,8 @@ def _stamped(rgb: np.ndarray, width: float, centre: bool) -> np.ndarray:
     cv2.putText(badge, "@repost_hub", (118, 74), cv2.FONT_HERSHEY_DUPLEX, 1.15, (30, 30, 30), 2,
                 cv2.LINE_AA)  # fmt: skip
     out = rgb.copy()
-    h, w = out.shape[:2]
-    bw = int(w * width)
-    b = cv2.resize(badge, (bw, round(bw * 120 / 520)), interpolation=cv2.INTER_AREA)
-    bh = b.shape[0]
-    y, x = ((h - bh) // 2, (w - bw) // 2) if centre else (h // 30, w - bw - w // 30)
-    out[y : y + bh, x : x + bw] = b
+    y, x, bh, bw = _badge_place(out.shape, width, centre)
+    out[y : y + bh, x : x + bw] = cv2.resize(badge, (bw, bh), interpolation=cv2.INTER_AREA)
     return out
 
 
@@ -413,7 +419,8 @@ def test_a_badge_group_does_not_hide_the_scene_behind_it(
     match = verify_derivative(_stamped(small, 0.3, centre=False), registered)
     assert match.matched and match.mirrored == mirrored
     assert match.group == match.inliers  # reported: the scene's group, not a capped one
-    badge_bottom = nh // 30 + round(int(nw * 0.3) * 120 / 520)  # as _stamped puts it
+    top, _, badge_h, _ = _badge_place(small.shape, 0.3, centre=False)
+    badge_bottom = top + badge_h
     assert match.core is not None and match.core[1] > badge_bottom
     assert match.matrix is not None
     err = _mapping_error(match.matrix, scale_matrix(nw / w, nh / h) @ truth, registered_photo.shape)
